@@ -142,8 +142,11 @@ type Target struct {
 	Database string     `toml:"database"`
 	// TLS to the upstream: "disable" (default on loopback), "require",
 	// "verify-full".
-	TLS         string                `toml:"tls"`
-	Credentials map[Access]Credential `toml:"credentials"`
+	TLS string `toml:"tls"`
+	// Credentials has one entry per access level the target offers. The
+	// file spells the levels as table names ([credentials.read]); the loader
+	// decodes those and parses them into Access keys.
+	Credentials map[Access]Credential `toml:"-"`
 	Pos         Pos                   `toml:"-"`
 }
 

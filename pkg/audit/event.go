@@ -1,0 +1,88 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Event is one entry of the audit log. Callers fill in the descriptive fields;
+// Log assigns Seq, Prev and Hash when it writes the event.
+type Event struct {
+	// Seq numbers events from 1 without gaps.
+	Seq int64 `json:"seq"`
+	// Time is when the event happened; it is stored with nanosecond precision
+	// in UTC.
+	Time time.Time `json:"time"`
+	// Principal names the verified caller ("user:alice", "service:etl"), or
+	// is empty when there is none yet (a refused token).
+	Principal string `json:"principal"`
+	// Action says what happened: "auth.accept", "auth.refuse",
+	// "policy.load", "session.start", "statement", "api.audit.search", ...
+	Action string `json:"action"`
+	// Target is the target's name, if the event concerns one.
+	Target string `json:"target"`
+	// Decision is the outcome: "allow", "deny", "hold", "mask", ...
+	Decision string `json:"decision"`
+	// Reason is a short human-readable explanation. It must never hold a
+	// token, password or other credential.
+	Reason string `json:"reason"`
+	// Rule is the id of the rule that decided, if any.
+	Rule string `json:"rule"`
+	// PolicyCommit is the policy repository commit that made the decision.
+	PolicyCommit string `json:"policy_commit"`
+	// Session is the id of the client session the event belongs to.
+	Session string `json:"session"`
+	// Detail holds further key/value facts (the statement, the client
+	// address, ...). A nil and an empty map are the same event.
+	Detail map[string]string `json:"detail,omitempty"`
+	// Prev is the Hash of the event with Seq-1, or Genesis for the first one.
+	Prev string `json:"prev"`
+	// Hash is Event.ComputeHash of this event, in lowercase hex.
+	Hash string `json:"hash"`
+}
+
+// Filter selects events for Store.Scan. Zero fields do not restrict.
+type Filter struct {
+	// Since and Until bound Time: Since <= Time < Until.
+	Since, Until time.Time
+	// Principal, Action, Target, Decision and Session match exactly.
+	Principal, Action, Target, Decision, Session string
+	// AfterSeq keeps events with Seq > AfterSeq; BeforeSeq keeps events with
+	// Seq < BeforeSeq. They page forwards and backwards.
+	AfterSeq, BeforeSeq int64
+	// Limit caps the number of events; 0 means no limit.
+	Limit int
+	// Desc returns the newest events first; the default is ascending Seq.
+	Desc bool
+}
+
+// Store persists audit events. Implementations must be safe for concurrent
+// use; Log is the only writer.
+type Store interface {
+	// Append writes events, already sealed and in ascending Seq order, in one
+	// transaction: either all of them are durable or none is. It must not
+	// keep the slice after it returns.
+	Append(ctx context.Context, events []Event) error
+	// Tail returns the Seq and Hash of the last event, or (0, "", nil) when
+	// the log is empty.
+	Tail(ctx context.Context) (seq int64, hash string, err error)
+	// Scan calls fn for each event that matches f, ordered by Seq, while
+	// streaming: it never holds the whole result in memory. If fn returns an
+	// error, Scan stops and returns an error that wraps it (errors.Is holds).
+	Scan(ctx context.Context, f Filter, fn func(Event) error) error
+}
+
+// CorruptEventError is returned (wrapped) by Store.Scan for a stored event
+// that cannot be read back as an Event, such as a Detail that is no longer
+// a JSON object. Verify reports it as an edited event.
+type CorruptEventError struct {
+	Seq int64
+	Err error
+}
+
+func (e *CorruptEventError) Error() string {
+	return fmt.Sprintf("audit event %d cannot be read: %v", e.Seq, e.Err)
+}
+
+func (e *CorruptEventError) Unwrap() error { return e.Err }

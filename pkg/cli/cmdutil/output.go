@@ -1,0 +1,89 @@
+package cmdutil
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// Format is an output format chosen with --output.
+type Format string
+
+const (
+	FormatAuto  Format = ""
+	FormatTable Format = "table"
+	FormatJSON  Format = "json"
+	FormatCSV   Format = "csv"
+	FormatTSV   Format = "tsv"
+)
+
+// ParseFormat parses an --output value.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(s); f {
+	case FormatAuto, FormatTable, FormatJSON, FormatCSV, FormatTSV:
+		return f, nil
+	}
+	return "", Usagef("--output %q is not one of: table, json, csv, tsv", s)
+}
+
+// Table is tabular output: human-aligned on a terminal, TSV or CSV for
+// scripts.
+type Table struct {
+	Header []string
+	Rows   [][]string
+}
+
+// Add appends a row.
+func (t *Table) Add(cells ...string) { t.Rows = append(t.Rows, cells) }
+
+// Write writes the table in format f (FormatJSON writes an array of objects
+// keyed by the header).
+func (t *Table) Write(w io.Writer, f Format) error {
+	switch f {
+	case FormatJSON:
+		objs := make([]map[string]string, 0, len(t.Rows))
+		for _, r := range t.Rows {
+			o := make(map[string]string, len(t.Header))
+			for i, h := range t.Header {
+				if i < len(r) {
+					o[strings.ToLower(h)] = r[i]
+				}
+			}
+			objs = append(objs, o)
+		}
+		return WriteJSON(w, objs)
+	case FormatCSV:
+		cw := csv.NewWriter(w)
+		cw.Write(t.Header)
+		cw.WriteAll(t.Rows)
+		return cw.Error()
+	case FormatTSV:
+		for _, r := range append([][]string{t.Header}, t.Rows...) {
+			clean := make([]string, len(r))
+			for i, c := range r {
+				clean[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(c)
+			}
+			if _, err := fmt.Fprintln(w, strings.Join(clean, "\t")); err != nil {
+				return err
+			}
+		}
+		return nil
+	default:
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, strings.Join(t.Header, "\t"))
+		for _, r := range t.Rows {
+			fmt.Fprintln(tw, strings.Join(r, "\t"))
+		}
+		return tw.Flush()
+	}
+}
+
+// WriteJSON writes v as indented JSON.
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

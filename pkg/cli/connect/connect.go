@@ -1,0 +1,257 @@
+// Package connect is `gatectl connect`: a local PostgreSQL listener that
+// takes no password and reaches a target through the gateway with the
+// caller's token.
+package connect
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/spf13/cobra"
+
+	"github.com/gatectl/gatectl/pkg/cli/cmdutil"
+	"github.com/gatectl/gatectl/pkg/client"
+)
+
+// Options are the flags and arguments of `gatectl connect`.
+type Options struct {
+	F      *cmdutil.Factory
+	Target string
+	Port   int
+	Client []string // after --
+}
+
+// NewCmd returns `gatectl connect`.
+func NewCmd(f *cmdutil.Factory) *cobra.Command {
+	opts := &Options{F: f}
+	cmd := &cobra.Command{
+		Use:   "connect <target> [--port N] [-- CLIENT ARGS...]",
+		Short: "Open a local listener for a native client to reach a target",
+		Long: `Listen on 127.0.0.1 for a native client (psql, pgbench, an IDE) and carry its
+connections to the target through the gateway with your token: the local
+listener takes no password. With -- CLIENT ARGS, run the client with PGHOST,
+PGPORT and PGDATABASE set, and stop when it exits (with its exit code).`,
+		Example: `  $ gatectl connect orders -- psql
+  $ gatectl connect orders --port 5433
+  $ psql -h 127.0.0.1 -p 5433 orders`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if cmd.ArgsLenAtDash() == 0 || len(args) == 0 {
+				return cmdutil.Usagef("connect takes one target, e.g. gatectl connect orders -- psql")
+			}
+			if dash := cmd.ArgsLenAtDash(); dash > 1 || (dash < 0 && len(args) > 1) {
+				return cmdutil.Usagef("connect takes one target; put the client command after --")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Target = args[0]
+			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
+				opts.Client = args[dash:]
+			}
+			return run(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().IntVar(&opts.Port, "port", 0, "local port to listen on (default: any free port)")
+	return cmd
+}
+
+func run(ctx context.Context, opts *Options) error {
+	f := opts.F
+	gpg, err := f.GatewayPostgres(ctx)
+	if err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(gpg.Addr)
+	tlsCfg, err := client.TLSConfig(gpg.CA, host)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.Port)))
+	if err != nil {
+		return fmt.Errorf("listen on 127.0.0.1:%d: %w (pick another --port)", opts.Port, err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	p := &localProxy{f: f, gateway: gpg.Addr, tls: tlsCfg, target: opts.Target}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.serve(ctx, ln)
+	}()
+	defer func() {
+		ln.Close()
+		cancel()
+		wg.Wait()
+	}()
+
+	if len(opts.Client) == 0 {
+		fmt.Fprintf(f.IO.ErrOut, "listening on 127.0.0.1:%d for target %q; connect with:\n  psql -h 127.0.0.1 -p %d %s\nCtrl-C to stop.\n", port, opts.Target, port, opts.Target)
+		<-ctx.Done()
+		return nil
+	}
+	cmd := exec.CommandContext(ctx, opts.Client[0], opts.Client[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = f.IO.In, f.IO.Out, f.IO.ErrOut
+	cmd.Env = append(os.Environ(), "PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(port), "PGDATABASE="+opts.Target,
+		"PGSSLMODE=disable", "PGPASSWORD=", "PGSERVICE=")
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return &cmdutil.SilentError{Code: ee.ExitCode()}
+		}
+		return fmt.Errorf("run %s: %w", opts.Client[0], err)
+	}
+	return nil
+}
+
+// localProxy accepts local connections and carries each to the gateway.
+type localProxy struct {
+	f       *cmdutil.Factory
+	gateway string
+	tls     *tls.Config
+	target  string
+}
+
+func (p *localProxy) serve(ctx context.Context, ln net.Listener) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			if err := p.handle(ctx, c); err != nil {
+				fmt.Fprintf(p.f.IO.ErrOut, "gatectl connect: %v\n", err)
+			}
+		}()
+	}
+}
+
+// handle reads the local client's startup (answering SSL and GSS requests
+// with 'N': the local hop is loopback), logs in to the gateway over TLS with
+// the caller's token, then relays bytes both ways.
+func (p *localProxy) handle(ctx context.Context, local net.Conn) error {
+	be := pgproto3.NewBackend(local, local)
+	var startup *pgproto3.StartupMessage
+	for startup == nil {
+		msg, err := be.ReceiveStartupMessage()
+		if err != nil {
+			return nil // a client that went away before starting up
+		}
+		switch m := msg.(type) {
+		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
+			if _, err := local.Write([]byte{'N'}); err != nil {
+				return err
+			}
+		case *pgproto3.CancelRequest:
+			return p.forwardCancel(ctx, m)
+		case *pgproto3.StartupMessage:
+			startup = m
+		}
+	}
+	tok, err := p.f.Token()
+	if err != nil {
+		return p.fail(be, "28000", err.Error())
+	}
+	upstream, err := p.dial(ctx)
+	if err != nil {
+		return p.fail(be, "08006", err.Error())
+	}
+	defer upstream.Close()
+	params := map[string]string{}
+	for k, v := range startup.Parameters {
+		params[k] = v
+	}
+	params["database"] = p.target
+	fe := pgproto3.NewFrontend(upstream, upstream)
+	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: params})
+	if err := fe.Flush(); err != nil {
+		return err
+	}
+	msg, err := fe.Receive()
+	if err != nil {
+		return p.fail(be, "08006", "gateway closed the connection: "+err.Error())
+	}
+	switch m := msg.(type) {
+	case *pgproto3.AuthenticationCleartextPassword:
+		fe.Send(&pgproto3.PasswordMessage{Password: tok})
+		if err := fe.Flush(); err != nil {
+			return err
+		}
+	case *pgproto3.ErrorResponse:
+		be.Send(m)
+		return be.Flush()
+	default:
+		return p.fail(be, "08P01", fmt.Sprintf("gateway asked for %T instead of the token", msg))
+	}
+	// From here the gateway's answers (AuthenticationOk or an error) go to
+	// the client as they are. The gateway sends nothing until it has the
+	// password, so no bytes are left in fe's read buffer.
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(upstream, local); upstream.CloseWrite(); done <- struct{}{} }()
+	go func() { io.Copy(local, upstream); local.Close(); done <- struct{}{} }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+func (p *localProxy) dial(ctx context.Context) (*tls.Conn, error) {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	raw, err := d.DialContext(ctx, "tcp", p.gateway)
+	if err != nil {
+		return nil, fmt.Errorf("reach the gateway's PostgreSQL listener %s: %w", p.gateway, err)
+	}
+	// SSLRequest, then TLS.
+	if _, err := raw.Write([]byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(raw, b[:]); err != nil || b[0] != 'S' {
+		raw.Close()
+		return nil, fmt.Errorf("the gateway at %s did not accept TLS", p.gateway)
+	}
+	c := tls.Client(raw, p.tls)
+	if err := c.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("TLS with the gateway: %w (is GATECTL_CA set?)", err)
+	}
+	return c, nil
+}
+
+func (p *localProxy) forwardCancel(ctx context.Context, m *pgproto3.CancelRequest) error {
+	c, err := p.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	buf, err := m.Encode(nil)
+	if err != nil {
+		return err
+	}
+	_, err = c.Write(buf)
+	return err
+}
+
+func (p *localProxy) fail(be *pgproto3.Backend, code, msg string) error {
+	be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: code, Message: "gatectl connect: " + msg})
+	be.Flush()
+	return errors.New(msg)
+}

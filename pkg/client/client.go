@@ -1,0 +1,140 @@
+// Package client is the CLI's client for the gateway's HTTPS API.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gatectl/gatectl/pkg/api"
+)
+
+// Client calls one gateway.
+type Client struct {
+	base  *url.URL
+	http  *http.Client
+	token string
+}
+
+// Options configures New.
+type Options struct {
+	// Gateway is the API URL, e.g. https://127.0.0.1:8443.
+	Gateway string
+	// CAFile is a PEM file of CAs trusted in addition to the system roots
+	// (GATECTL_CA).
+	CAFile string
+	// Token is the caller's OIDC token; empty for unauthenticated calls.
+	Token string
+}
+
+// New returns a client for the gateway.
+func New(opts Options) (*Client, error) {
+	u, err := url.Parse(opts.Gateway)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, fmt.Errorf("gateway URL %q is not an https:// URL; set --gateway or GATECTL_GATEWAY", opts.Gateway)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if opts.CAFile != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(opts.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read GATECTL_CA: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("GATECTL_CA %s holds no PEM certificate", opts.CAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &Client{base: u, http: &http.Client{Transport: tr, Timeout: 60 * time.Second}, token: opts.Token}, nil
+}
+
+// Error is an error answer from the gateway.
+type Error struct {
+	Status int
+	Code   string
+	Msg    string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// ErrUnreachable wraps transport failures.
+var ErrUnreachable = errors.New("gateway unreachable")
+
+// Do sends a request with an optional JSON body and decodes a JSON answer
+// into out (when non-nil).
+func (c *Client) Do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	resp, err := c.send(ctx, method, path, query, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode gateway answer to %s: %w", path, err)
+	}
+	return nil
+}
+
+// Stream sends a GET and returns the answer's body for the caller to read
+// and close (for JSON-lines streams).
+func (c *Client) Stream(ctx context.Context, path string, query url.Values) (io.ReadCloser, error) {
+	resp, err := c.send(ctx, http.MethodGet, path, query, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, body any) (*http.Response, error) {
+	u := *c.base
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	u.RawQuery = query.Encode()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// The URL error names the gateway, never the token.
+		return nil, fmt.Errorf("%w: %v; is `gatectl gateway` running at %s? (set --gateway or GATECTL_GATEWAY)", ErrUnreachable, err, c.base.Redacted())
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	var e api.Error
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(b, &e) != nil || e.Error == "" {
+		e.Error = fmt.Sprintf("gateway answered %s", resp.Status)
+	}
+	return nil, &Error{Status: resp.StatusCode, Code: e.Code, Msg: e.Error}
+}

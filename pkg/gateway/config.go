@@ -1,0 +1,131 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is gateway.toml; flags of `gatectl gateway` override it.
+type Config struct {
+	// Dev runs the embedded OIDC issuer and a self-signed CA, and creates a
+	// policy repo from the template when no policy source is given. It
+	// refuses any listener that is not on loopback.
+	Dev     bool   `toml:"dev"`
+	DataDir string `toml:"data_dir"`
+	Listen  struct {
+		API      string `toml:"api"`
+		Postgres string `toml:"postgres"`
+	} `toml:"listen"`
+	TLS struct {
+		Cert string `toml:"cert"`
+		Key  string `toml:"key"`
+	} `toml:"tls"`
+	Policy struct {
+		Source string   `toml:"source"` // path, file://, https:// or ssh URL
+		Branch string   `toml:"branch"`
+		Poll   duration `toml:"poll"`
+	} `toml:"policy"`
+}
+
+type duration time.Duration
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil || v <= 0 {
+		return fmt.Errorf("%q is not a positive duration like \"30s\"", b)
+	}
+	*d = duration(v)
+	return nil
+}
+
+// Defaults of DESIGN.md §6.
+const (
+	DefaultAPI      = "127.0.0.1:8443"
+	DefaultPostgres = "127.0.0.1:15432"
+	DefaultDataDir  = ".gatectl"
+)
+
+// LoadConfig reads a gateway.toml strictly: unknown keys are errors.
+func LoadConfig(path string) (*Config, error) {
+	var c Config
+	md, err := toml.DecodeFile(path, &c)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return nil, fmt.Errorf("%s:%d: %s", path, perr.Position.Line, perr.Message)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return nil, fmt.Errorf("%s: unknown key %s (valid: dev, data_dir, listen.api, listen.postgres, tls.cert, tls.key, policy.source, policy.branch, policy.poll)", path, strings.Join(keys, ", "))
+	}
+	return &c, nil
+}
+
+// fill applies defaults and checks the config for what cannot work.
+func (c *Config) fill() error {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.Listen.API == "" {
+		c.Listen.API = DefaultAPI
+	}
+	if c.Listen.Postgres == "" {
+		c.Listen.Postgres = DefaultPostgres
+	}
+	if c.Policy.Branch == "" {
+		c.Policy.Branch = "main"
+	}
+	if c.Policy.Poll == 0 {
+		c.Policy.Poll = duration(30 * time.Second)
+		if c.Dev {
+			c.Policy.Poll = duration(2 * time.Second)
+		}
+	}
+	if c.Dev {
+		// Fail closed: the dev issuer mints any identity, so a dev gateway
+		// must not be reachable from another machine.
+		for name, addr := range map[string]string{"api": c.Listen.API, "postgres": c.Listen.Postgres} {
+			if addr != "" && addr != "off" && !isLoopback(addr) {
+				return fmt.Errorf("--dev refuses to listen on %s (%s): its issuer mints any identity; use a 127.0.0.1 address", addr, name)
+			}
+		}
+	} else {
+		if c.TLS.Cert == "" || c.TLS.Key == "" {
+			return errors.New("no TLS certificate: set [tls] cert and key in gateway.toml (or run with --dev for a self-signed CA)")
+		}
+		if c.Policy.Source == "" {
+			return errors.New("no policy repository: set --policy PATH|URL or [policy] source in gateway.toml (or run with --dev to start from the template)")
+		}
+	}
+	return nil
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

@@ -1,0 +1,273 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatectl/gatectl/pkg/audit"
+	"github.com/gatectl/gatectl/pkg/identity"
+	"github.com/gatectl/gatectl/pkg/policy"
+	"github.com/gatectl/gatectl/pkg/policy/sqlrequest"
+	pgproxy "github.com/gatectl/gatectl/pkg/proxy/postgres"
+	"github.com/gatectl/gatectl/pkg/sqlclass"
+)
+
+// maxAuditText bounds the statement text kept in one audit event.
+const maxAuditText = 8 << 10
+
+// startPostgres starts the PostgreSQL listener unless it is "off".
+func (g *Gateway) startPostgres() error {
+	if g.cfg.Listen.Postgres == "off" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", g.cfg.Listen.Postgres)
+	if err != nil {
+		return fmt.Errorf("listen for PostgreSQL on %s: %w", g.cfg.Listen.Postgres, err)
+	}
+	g.track(ln)
+	g.cfg.Listen.Postgres = ln.Addr().String()
+	g.classifier = sqlclass.NewCache(8192)
+	srv := &pgproxy.Server{
+		Auth:           &pgAuth{g: g},
+		TLSConfig:      g.tlsConfig,
+		AllowPlaintext: isLoopbackAddr,
+		Logger:         g.log.With("listener", "postgres"),
+	}
+	g.trackServer(srv)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+			g.log.Error("PostgreSQL listener stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// isLoopbackAddr reports whether a client address is on loopback, where
+// plaintext startup is allowed.
+func isLoopbackAddr(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}
+
+// pgAuth turns a PostgreSQL startup into a session: token → principal →
+// grant → credential. Every step fails closed.
+type pgAuth struct{ g *Gateway }
+
+func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pgproxy.Session, error) {
+	g := a.g
+	pol := g.currentPolicy()
+	if pol == nil {
+		return nil, &pgproxy.AccessError{Msg: "the gateway has no live policy yet; try again shortly"}
+	}
+	detail := map[string]string{"via": "postgres", "remote": req.Remote.String(), "tls": strconv.FormatBool(req.TLS)}
+	if req.Token == "" {
+		g.record(audit.Event{Action: "auth.refuse", Decision: "deny", Target: req.Database, Reason: "no token", PolicyCommit: pol.Commit, Detail: detail})
+		return nil, &pgproxy.AuthError{Msg: "authentication required: send your OIDC token as the password (PGPASSWORD=$(gatectl token))"}
+	}
+	pr, err := g.ident.Verify(ctx, pol, req.Token)
+	if err != nil {
+		reason := "token refused"
+		var ae *identity.AuthError
+		if errors.As(err, &ae) {
+			reason = ae.Reason
+		}
+		detail["token"] = identity.Fingerprint(req.Token)
+		g.record(audit.Event{Action: "auth.refuse", Decision: "deny", Target: req.Database, Reason: reason, PolicyCommit: pol.Commit, Detail: detail})
+		return nil, &pgproxy.AuthError{Msg: "authentication failed: " + reason}
+	}
+	g.record(audit.Event{Action: "auth.accept", Decision: "allow", Principal: pr.String(), Target: req.Database, PolicyCommit: pol.Commit, Detail: detail})
+
+	refuse := func(msg string) (*pgproxy.Session, error) {
+		g.record(audit.Event{Action: "session.refuse", Decision: "deny", Principal: pr.String(), Target: req.Database, Reason: msg, PolicyCommit: pol.Commit, Detail: detail})
+		return nil, &pgproxy.AccessError{Msg: msg}
+	}
+	grant, err := pol.Grant(pr, req.Database, time.Now())
+	if err != nil {
+		return refuse(err.Error())
+	}
+	t := pol.Targets[req.Database]
+	if t == nil || t.Kind != policy.TargetPostgres {
+		return refuse(fmt.Sprintf("target %q is not a PostgreSQL target", req.Database))
+	}
+	cred, ok := t.Credentials[grant.Access]
+	if !ok {
+		return refuse(fmt.Sprintf("target %q has no credential for %s access; an admin must add [credentials.%s] to targets/%s.toml", t.Name, grant.Access, grant.Access, t.Name))
+	}
+	password, err := resolveSecret(cred.Password)
+	if err != nil {
+		g.log.Error("cannot resolve a target credential", "target", t.Name, "access", grant.Access.String(), "err", err)
+		return refuse(fmt.Sprintf("the gateway cannot use its credential for target %q; an admin must check the gateway's secrets (see the gateway log)", t.Name))
+	}
+	database := t.Database
+	if database == "" {
+		database = t.Name
+	}
+	id := newSessionID()
+	return &pgproxy.Session{
+		ID: id, Principal: pr.String(), Target: t.Name, GrantID: grant.ID, Access: grant.Access.String(),
+		Upstream: pgproxy.Upstream{
+			Address: t.Address, Database: database, User: cred.User, Password: password,
+			TLSMode: upstreamTLSMode(t),
+		},
+		Checker:  &pgChecker{g: g, principal: pr, target: t.Name},
+		Observer: &pgObserver{g: g, commit: pol.Commit},
+	}, nil
+}
+
+// upstreamTLSMode is the target's tls setting; by default plaintext only to
+// a loopback target and verify-full anywhere else (fail closed).
+func upstreamTLSMode(t *policy.Target) string {
+	if t.TLS != "" {
+		return t.TLS
+	}
+	host, _, err := net.SplitHostPort(t.Address)
+	if err == nil {
+		if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
+			return "disable"
+		}
+	}
+	return "verify-full"
+}
+
+func newSessionID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return "s-" + hex.EncodeToString(b[:])
+}
+
+// pgChecker decides statements for one session against the live policy.
+// Verdicts are cached per statement text for the session; the cache is
+// dropped when a new policy goes live and at least every verdictTTL, so
+// grant expiry and revocation reach open sessions.
+type pgChecker struct {
+	g         *Gateway
+	principal policy.Principal
+	target    string
+
+	mu       sync.Mutex
+	pol      *policy.Policy
+	until    time.Time
+	verdicts map[string]pgproxy.Verdict
+}
+
+const (
+	verdictTTL      = 30 * time.Second
+	maxSessionCache = 1024
+)
+
+func (c *pgChecker) Check(ctx context.Context, sql string) pgproxy.Verdict {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	pol := c.g.currentPolicy()
+	if pol == nil {
+		return pgproxy.Verdict{Message: "the gateway has no live policy; statement refused"}
+	}
+	if pol != c.pol || now.After(c.until) || c.verdicts == nil {
+		c.pol, c.until = pol, now.Add(verdictTTL)
+		c.verdicts = make(map[string]pgproxy.Verdict)
+	}
+	if v, ok := c.verdicts[sql]; ok {
+		return v
+	}
+	v := c.decide(pol, sql, now)
+	if len(c.verdicts) < maxSessionCache {
+		c.verdicts[sql] = v
+	}
+	return v
+}
+
+func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) pgproxy.Verdict {
+	if strings.HasPrefix(sql, "FUNCTION CALL ") {
+		return pgproxy.Verdict{Tag: "FUNCTION CALL", Message: "the fast-path function call protocol is not allowed through the gateway; call the function in a SQL statement"}
+	}
+	res, err := c.g.classifier.Classify(sql)
+	if err != nil {
+		// Fail closed: what cannot be classified is never forwarded.
+		return pgproxy.Verdict{Message: "statement refused: the gateway could not classify it (" + err.Error() + ")"}
+	}
+	req, err := sqlrequest.FromResult(sql, res)
+	if err != nil {
+		return pgproxy.Verdict{Message: "statement refused: " + err.Error()}
+	}
+	tags := make([]string, len(req.Statements))
+	for i, s := range req.Statements {
+		tags[i] = s.Tag
+	}
+	v := pol.Evaluate(c.principal, c.target, req, now)
+	out := pgproxy.Verdict{Tag: strings.Join(tags, ";"), Rule: v.Rule}
+	switch v.Decision {
+	case policy.Allow, policy.Mask:
+		out.Allow = true
+	case policy.Hold:
+		out.Message = fmt.Sprintf("held by rule %q (%s): this statement needs an approval, and approvals are not available on this gateway yet, so it is refused", v.Rule, v.RulePos)
+	default:
+		out.Message = v.Message
+	}
+	return out
+}
+
+// pgObserver turns session events into audit events. It never blocks the
+// relay beyond the audit log's bounded queue.
+type pgObserver struct {
+	g      *Gateway
+	commit string
+}
+
+func (o *pgObserver) SessionStart(s pgproxy.SessionInfo) {
+	o.g.record(audit.Event{Time: s.Start, Action: "session.start", Decision: "allow", Principal: s.Principal, Target: s.Target,
+		Session: s.ID, PolicyCommit: o.commit, Detail: map[string]string{
+			"grant": s.GrantID, "access": s.Access, "remote": addrString(s.Remote), "tls": strconv.FormatBool(s.TLS), "application": s.ApplicationName,
+		}})
+}
+
+func (o *pgObserver) Statement(e pgproxy.StatementEvent) {
+	ev := audit.Event{Time: e.Start, Action: "statement", Session: e.SessionID, PolicyCommit: o.commit, Rule: e.Verdict.Rule,
+		Detail: map[string]string{
+			"text": truncate(e.Text, maxAuditText), "kind": e.Kind.String(), "class": e.Verdict.Tag,
+			"rows": strconv.FormatInt(e.Rows, 10), "duration_us": strconv.FormatInt(e.Duration.Microseconds(), 10),
+		}}
+	if e.Allowed {
+		ev.Decision = "allow"
+	} else {
+		ev.Decision, ev.Reason = "deny", e.Verdict.Message
+	}
+	if e.CommandTag != "" {
+		ev.Detail["tag"] = e.CommandTag
+	}
+	if e.ErrorCode != "" {
+		ev.Detail["error_code"] = e.ErrorCode
+	}
+	o.g.record(ev)
+}
+
+func (o *pgObserver) SessionEnd(s pgproxy.SessionStats) {
+	o.g.record(audit.Event{Time: s.End, Action: "session.end", Decision: "allow", Principal: s.Principal, Target: s.Target,
+		Session: s.ID, PolicyCommit: o.commit, Reason: s.Reason, Detail: map[string]string{
+			"duration_ms": strconv.FormatInt(s.End.Sub(s.Start).Milliseconds(), 10),
+			"bytes_in":    strconv.FormatInt(s.BytesIn, 10), "bytes_out": strconv.FormatInt(s.BytesOut, 10),
+			"statements": strconv.FormatInt(s.Statements, 10), "refused": strconv.FormatInt(s.Refused, 10),
+		}})
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,41 @@
+package identity
+
+// AuthError is a refused token. Reason is short and safe to show to the
+// caller and to record in the audit log ("token expired", "unknown signing
+// key"); it never contains the token or key material. Verify returns it as
+// *AuthError, so callers test with errors.As.
+type AuthError struct {
+	Reason string
+}
+
+func (e *AuthError) Error() string { return "authentication failed: " + e.Reason }
+
+func refuse(reason string) *AuthError { return &AuthError{Reason: reason} }
+
+// Reasons that are compared in tests and by callers that want to count them.
+const (
+	reasonNoToken      = "no token presented"
+	reasonMalformed    = "malformed token"
+	reasonExpired      = "token expired"
+	reasonNotYetValid  = "token not yet valid"
+	reasonUnknownKey   = "unknown signing key"
+	reasonBadSignature = "token signature is invalid"
+	reasonNoSubject    = "token has no subject"
+)
+
+// printable shortens an attacker-controlled claim value for a Reason, so a
+// hostile token cannot smuggle a long or multi-line string into the audit log.
+func printable(s string) string {
+	const max = 80
+	out := make([]rune, 0, len(s))
+	for _, r := range s {
+		if len(out) == max {
+			return string(out) + "…"
+		}
+		if r < 0x20 || r == 0x7f {
+			r = '?'
+		}
+		out = append(out, r)
+	}
+	return string(out)
+}

@@ -1,0 +1,226 @@
+package policy
+
+import (
+	"cmp"
+	"errors"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Default settings, used for every key gatectl.toml leaves out.
+const (
+	DefaultReviewEvery     = Duration(90 * 24 * time.Hour)
+	DefaultReviewGrace     = Duration(14 * 24 * time.Hour)
+	DefaultApprovalTimeout = Duration(15 * time.Minute)
+)
+
+// DefaultSettings is gatectl.toml's content when the file or a key is
+// missing.
+func DefaultSettings() Settings {
+	var s Settings
+	s.Access.Admins = []string{"group:security"}
+	s.Access.Auditors = []string{"group:security"}
+	s.Reviews.Every = DefaultReviewEvery
+	s.Reviews.Grace = DefaultReviewGrace
+	s.Approvals.Timeout = DefaultApprovalTimeout
+	s.Recording.Required = true
+	return s
+}
+
+// Load reads and validates the policy repository in fsys: gatectl.toml,
+// identity.toml, targets/*.toml, grants/*.toml, rules/*.toml and
+// tests/*.toml. It returns a policy only when everything is valid; otherwise
+// the error is a *LoadError listing every problem with its file and line, so
+// a caller keeps its last good policy (fail closed). Load reads nothing but
+// those files.
+func Load(fsys fs.FS) (*Policy, error) {
+	l := &loader{fsys: fsys, ruleIDs: map[string]Pos{}, broken: map[string]bool{}}
+	p := &Policy{Settings: DefaultSettings(), Targets: map[string]*Target{}}
+	l.loadIdentity(p) // first: settings may name service accounts
+	l.loadSettings(p)
+	for _, name := range l.glob("targets") {
+		l.loadTarget(p, name)
+	}
+	grantIDs := map[string]Pos{}
+	for _, name := range l.glob("grants") {
+		l.loadGrants(p, name, grantIDs)
+	}
+	for _, name := range l.glob("rules") {
+		l.loadRules(p, name)
+	}
+	for _, name := range l.glob("tests") {
+		l.loadTests(p, name)
+	}
+	if len(l.problems) > 0 {
+		slices.SortStableFunc(l.problems, func(a, b Problem) int {
+			return cmp.Or(cmp.Compare(a.Pos.File, b.Pos.File), cmp.Compare(a.Pos.Line, b.Pos.Line))
+		})
+		return nil, &LoadError{Problems: l.problems}
+	}
+	return p, nil
+}
+
+type loader struct {
+	fsys     fs.FS
+	problems problems
+	broken   map[string]bool // targets whose file did not decode
+	ruleIDs  map[string]Pos  // ids of every kind of rule share one namespace
+}
+
+// glob lists dir/*.toml in lexical order; a missing directory is empty.
+func (l *loader) glob(dir string) []string {
+	names, err := fs.Glob(l.fsys, dir+"/*.toml")
+	if err != nil { // only for a malformed pattern, which this one is not
+		l.problems.add(dir, 0, "cannot list files: %v", err)
+	}
+	return names
+}
+
+// exists reports whether name is a file in fsys; a missing optional file
+// is not a problem. Any other error is: defaults must not silently replace a
+// file that is there but cannot be read (fail closed).
+func (l *loader) exists(name string) bool {
+	_, err := fs.Stat(l.fsys, name)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		l.problems.add(name, 0, "cannot read the file: %v", err)
+	}
+	return err == nil
+}
+
+func (l *loader) loadSettings(p *Policy) {
+	const name = "gatectl.toml"
+	if !l.exists(name) {
+		return
+	}
+	f, ok := l.decodeFile(name, &p.Settings)
+	if !ok {
+		return
+	}
+	l.unknownKeys(f)
+	l.checkSettings(p, f)
+}
+
+func (l *loader) loadIdentity(p *Policy) {
+	const name = "identity.toml"
+	if !l.exists(name) {
+		return
+	}
+	var raw struct {
+		Issuer         []toml.Primitive `toml:"issuer"`
+		ServiceAccount []toml.Primitive `toml:"service_account"`
+	}
+	f, ok := l.decodeFile(name, &raw)
+	if !ok {
+		return
+	}
+	seen := map[string]Pos{}
+	for i, iss := range decodeItems[Issuer](l, f, "issuer", raw.Issuer) {
+		if iss != nil {
+			l.checkIssuer(f, i, iss, seen)
+			p.Issuers = append(p.Issuers, *iss)
+		}
+	}
+	seen = map[string]Pos{}
+	for i, sa := range decodeItems[ServiceAccount](l, f, "service_account", raw.ServiceAccount) {
+		if sa != nil {
+			l.checkServiceAccount(p, f, i, sa, seen)
+			p.ServiceAccounts = append(p.ServiceAccounts, *sa)
+		}
+	}
+	l.unknownKeys(f)
+}
+
+// targetFile is the shape of targets/<name>.toml. Credentials are keyed by
+// access level, which TOML can only spell as strings.
+type targetFile struct {
+	Target
+	Credentials map[string]Credential `toml:"credentials"`
+}
+
+func (l *loader) loadTarget(p *Policy, name string) {
+	t := &Target{Name: strings.TrimSuffix(path.Base(name), ".toml"), Pos: Pos{name, 1}}
+	// The target exists even when its file is broken, so that grants and
+	// rules naming it are not reported as dangling on top of the real
+	// problem; the load fails either way.
+	p.Targets[t.Name] = t
+	var raw targetFile
+	f, ok := l.decodeFile(name, &raw)
+	if !ok {
+		l.broken[t.Name] = true
+		return
+	}
+	raw.Target.Name, raw.Target.Pos = t.Name, t.Pos
+	*t = raw.Target
+	l.unknownKeys(f)
+	l.checkTarget(f, t, raw.Credentials)
+}
+
+func (l *loader) loadGrants(p *Policy, name string, ids map[string]Pos) {
+	var raw struct {
+		Grant []toml.Primitive `toml:"grant"`
+	}
+	f, ok := l.decodeFile(name, &raw)
+	if !ok {
+		return
+	}
+	for i, g := range decodeItems[Grant](l, f, "grant", raw.Grant) {
+		if g != nil {
+			l.checkGrant(p, f, i, g, ids)
+			p.Grants = append(p.Grants, g)
+		}
+	}
+	l.unknownKeys(f)
+}
+
+func (l *loader) loadRules(p *Policy, name string) {
+	var raw struct {
+		Deny    []toml.Primitive `toml:"deny"`
+		Approve []toml.Primitive `toml:"approve"`
+		Mask    []toml.Primitive `toml:"mask"`
+	}
+	f, ok := l.decodeFile(name, &raw)
+	if !ok {
+		return
+	}
+	for i, r := range decodeItems[DenyRule](l, f, "deny", raw.Deny) {
+		if r != nil {
+			l.checkDeny(p, f, i, r)
+			p.Denies = append(p.Denies, r)
+		}
+	}
+	for i, r := range decodeItems[ApproveRule](l, f, "approve", raw.Approve) {
+		if r != nil {
+			l.checkApprove(p, f, i, r)
+			p.Approves = append(p.Approves, r)
+		}
+	}
+	for i, r := range decodeItems[MaskRule](l, f, "mask", raw.Mask) {
+		if r != nil {
+			l.checkMask(p, f, i, r)
+			p.Masks = append(p.Masks, r)
+		}
+	}
+	l.unknownKeys(f)
+}
+
+func (l *loader) loadTests(p *Policy, name string) {
+	var raw struct {
+		Test []toml.Primitive `toml:"test"`
+	}
+	f, ok := l.decodeFile(name, &raw)
+	if !ok {
+		return
+	}
+	for i, t := range decodeItems[Test](l, f, "test", raw.Test) {
+		if t != nil {
+			l.checkTest(p, f, i, t)
+			p.Tests = append(p.Tests, t)
+		}
+	}
+	l.unknownKeys(f)
+}

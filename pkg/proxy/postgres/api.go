@@ -1,0 +1,174 @@
+package postgres
+
+import (
+	"context"
+	"crypto/x509"
+	"net"
+	"time"
+)
+
+// Authenticator turns a client's startup into a session plan. It is called
+// only after TLS (or plaintext the Server allows) and the client's password
+// message, and before anything is dialed upstream. A returned *AuthError or
+// *AccessError is shown to the client with its message; any other error is
+// shown as a generic gateway failure and logged.
+type Authenticator interface {
+	Authenticate(ctx context.Context, req AuthRequest) (*Session, error)
+}
+
+// AuthRequest is what a client presented at startup.
+type AuthRequest struct {
+	// Token is the password the client sent: an OIDC token. It must never be
+	// logged.
+	Token string
+	// Database is the startup "database" parameter: the target name.
+	Database string
+	// User is the startup "user" parameter; informational only.
+	User            string
+	ApplicationName string
+	Remote          net.Addr
+	// TLS reports whether the client connection is encrypted.
+	TLS bool
+}
+
+// Session is the plan for one client connection, built by the Authenticator.
+type Session struct {
+	ID, Principal, Target, GrantID, Access string
+
+	Upstream Upstream
+	// Checker decides every statement: simple Query text, Parse text, and
+	// "FUNCTION CALL <oid>" for fast-path function calls. Required: a Session
+	// without a Checker is refused (fail closed).
+	Checker StatementChecker
+	// Observer receives audit events; nil means none.
+	Observer Observer
+}
+
+// Upstream is where and as whom the gateway connects for a Session.
+type Upstream struct {
+	Address  string // host:port
+	Database string
+	User     string
+	Password string // never logged, never sent to the client
+	// TLSMode is "disable", "require" (encrypt, do not verify) or
+	// "verify-full" (verify the chain against RootCAs and the host name).
+	TLSMode string
+	// RootCAs verifies the target's certificate in verify-full mode; nil means
+	// the system roots.
+	RootCAs *x509.CertPool
+}
+
+// StatementChecker decides one statement. Check may block (a hold waiting for
+// an approval); ctx is cancelled when the session ends.
+type StatementChecker interface {
+	Check(ctx context.Context, sql string) Verdict
+}
+
+// Verdict is a StatementChecker's decision.
+type Verdict struct {
+	Allow bool
+	// Message is shown to the client on refusal.
+	Message string
+	// Tag is the statement's class (e.g. "SELECT", "DROP"), for audit.
+	Tag string
+	// Rule names the rule that decided, for audit.
+	Rule string
+}
+
+// Observer receives a session's audit events. Its methods are called on the
+// session's relay goroutines and must not block: hand the event to a
+// buffered writer and return.
+type Observer interface {
+	SessionStart(SessionInfo)
+	Statement(StatementEvent)
+	SessionEnd(SessionStats)
+}
+
+// SessionInfo describes a session once the target accepted the gateway's login.
+type SessionInfo struct {
+	ID, Principal, Target, GrantID, Access string
+	Remote                                 net.Addr
+	TLS                                    bool
+	ApplicationName                        string
+	Start                                  time.Time
+}
+
+// StatementKind says which protocol path carried a statement.
+type StatementKind uint8
+
+const (
+	// KindQuery is a simple-protocol Query message (possibly several statements).
+	KindQuery StatementKind = iota + 1
+	// KindExecute is an extended-protocol Execute of a parsed statement.
+	KindExecute
+	// KindFunctionCall is a fast-path FunctionCall message.
+	KindFunctionCall
+	// KindParse is a refused extended-protocol Parse: it never executes.
+	KindParse
+)
+
+// String returns the kind's lower-case name.
+func (k StatementKind) String() string {
+	switch k {
+	case KindQuery:
+		return "query"
+	case KindExecute:
+		return "execute"
+	case KindFunctionCall:
+		return "function-call"
+	case KindParse:
+		return "parse"
+	}
+	return "unknown"
+}
+
+// StatementEvent is one statement cycle: a simple Query until ReadyForQuery,
+// an Execute until its completion, a FunctionCall, or a refused Parse.
+type StatementEvent struct {
+	SessionID string
+	Kind      StatementKind
+	// Text is the statement text as the client sent it (for a function call,
+	// "FUNCTION CALL <oid>"). Strings are immutable: the event may be kept.
+	Text string
+	// Allowed is the checker's decision; Verdict has its details.
+	Allowed bool
+	Verdict Verdict
+	// CommandTag is the target's command tag(s) without row counts, joined
+	// with ";" for multi-statement queries (e.g. "BEGIN;INSERT;COMMIT").
+	CommandTag string
+	// Rows is the sum of the row counts in the target's CommandComplete tags.
+	Rows int64
+	// ErrorCode is the SQLSTATE the target answered with, empty on success.
+	ErrorCode string
+	// Executed is false when the target skipped the statement (an earlier
+	// error in the same pipeline) or the session ended before it completed.
+	Executed bool
+	Start    time.Time
+	Duration time.Duration
+}
+
+// SessionStats is reported once when a session ends.
+type SessionStats struct {
+	SessionInfo
+	End time.Time
+	// BytesIn counts bytes read from the client, BytesOut bytes written to it.
+	BytesIn, BytesOut int64
+	Statements        int64
+	Refused           int64
+	// Reason says how the session ended: "client-terminate",
+	// "client-disconnect", "target-lost", "message-too-large", "shutdown",
+	// "protocol-error".
+	Reason string
+}
+
+// AuthError is an authentication failure (bad, expired or missing token). It
+// is sent to the client as FATAL SQLSTATE 28P01 with Msg.
+type AuthError struct{ Msg string }
+
+func (e *AuthError) Error() string { return e.Msg }
+
+// AccessError is an authorization failure (no grant for the target, inactive
+// grant). It is sent to the client as FATAL SQLSTATE 42501 with Msg.
+type AccessError struct{ Msg string }
+
+func (e *AccessError) Error() string { return e.Msg }

@@ -1,0 +1,240 @@
+package postgres
+
+import (
+	"bytes"
+	"time"
+)
+
+// handleTargetMessage processes one target message of type typ with body
+// length n. Only CommandComplete, ErrorResponse, ReadyForQuery and the
+// completion messages are looked at; everything is forwarded as bytes except
+// the BindComplete of a Bind the gateway injected.
+func (s *session) handleTargetMessage(typ byte, n int) error {
+	switch typ {
+	case 'C':
+		return s.onCommandComplete(n)
+	case 'E':
+		return s.onErrorResponse(n)
+	case 'Z':
+		s.onReadyForQuery()
+	case '2':
+		if s.onBindComplete() {
+			return s.be.skip(n)
+		}
+	case 'I', 's':
+		// EmptyQueryResponse and PortalSuspended end an Execute.
+		if h := s.queue.head(); h != nil && h.kind == entryExecute {
+			h.executed = true
+			s.finish(h)
+			s.queue.pop()
+		}
+	}
+	return s.be.forward(n)
+}
+
+// onBindComplete reports whether the BindComplete answers a Bind the gateway
+// injected (and must not reach the client).
+func (s *session) onBindComplete() bool {
+	h := s.queue.head()
+	switch {
+	case h == nil:
+		return false
+	case h.kind == entryBind:
+		s.queue.pop()
+		return false
+	case h.kind == entryRefusedParse && !h.bindSeen:
+		h.bindSeen = true
+		return true
+	}
+	return false
+}
+
+func (s *session) onCommandComplete(n int) error {
+	msg, err := s.be.peekWhole(n)
+	if err != nil || msg == nil {
+		if err != nil {
+			return err
+		}
+		return s.be.forward(n)
+	}
+	if h := s.queue.head(); h != nil {
+		tag := msg[5:]
+		if i := bytes.IndexByte(tag, 0); i >= 0 {
+			tag = tag[:i]
+		}
+		word, rows := splitCommandTag(tag)
+		switch h.kind {
+		case entryQuery, entryFunctionCall:
+			h.addTag(word, rows)
+		case entryExecute:
+			h.addTag(word, rows)
+			s.finish(h)
+			s.queue.pop()
+		}
+	}
+	return s.be.write(msg)
+}
+
+func (s *session) onErrorResponse(n int) error {
+	msg, err := s.be.peekWhole(n)
+	if err != nil {
+		return err
+	}
+	code := "unknown"
+	if msg != nil {
+		code = errorCode(msg[5:])
+	}
+	if h := s.queue.head(); h != nil {
+		switch h.kind {
+		case entryQuery, entryFunctionCall:
+			if h.errCode == "" {
+				h.errCode = code
+			}
+		case entryExecute, entryRefusedParse, entryBind:
+			// The target skips the rest of the pipeline up to the next
+			// Sync: report those statements as not executed.
+			h.errCode = code
+			h.executed = h.kind == entryExecute
+			for h != nil && (h.kind == entryExecute || h.kind == entryRefusedParse || h.kind == entryBind) {
+				s.finish(h)
+				s.queue.pop()
+				h = s.queue.head()
+			}
+		}
+	}
+	if msg == nil {
+		return s.be.forward(n)
+	}
+	return s.be.write(msg)
+}
+
+// onReadyForQuery ends everything up to the Sync, Query or FunctionCall
+// that the target just finished.
+func (s *session) onReadyForQuery() {
+	for h := s.queue.head(); h != nil; h = s.queue.head() {
+		k := h.kind
+		if k == entryQuery || k == entryFunctionCall {
+			h.executed = true
+		}
+		s.finish(h)
+		s.queue.pop()
+		if k == entrySync || k == entryQuery || k == entryFunctionCall {
+			return
+		}
+	}
+}
+
+// finish reports a statement entry to the observer.
+func (s *session) finish(e *entry) {
+	var kind StatementKind
+	switch e.kind {
+	case entryQuery:
+		kind = KindQuery
+	case entryExecute:
+		kind = KindExecute
+	case entryFunctionCall:
+		kind = KindFunctionCall
+	case entryRefusedParse:
+		kind = KindParse
+	default:
+		return
+	}
+	if s.plan.Observer == nil {
+		return
+	}
+	s.plan.Observer.Statement(StatementEvent{
+		SessionID:  s.plan.ID,
+		Kind:       kind,
+		Text:       e.text,
+		Allowed:    e.verdict.Allow,
+		Verdict:    e.verdict,
+		CommandTag: e.tag,
+		Rows:       e.rows,
+		ErrorCode:  e.errCode,
+		Executed:   e.executed,
+		Start:      e.start,
+		Duration:   time.Since(e.start),
+	})
+}
+
+// addTag adds a command tag word and its row count to the entry.
+func (e *entry) addTag(word string, rows int64) {
+	e.executed = true
+	e.rows += rows
+	if e.tag == "" {
+		e.tag = word
+	} else {
+		e.tag += ";" + word
+	}
+}
+
+// splitCommandTag splits a CommandComplete tag ("INSERT 0 5", "SELECT 3",
+// "CREATE TABLE") into its command and row count. Common commands return
+// constant strings, so the steady state allocates nothing.
+func splitCommandTag(tag []byte) (string, int64) {
+	word := tag
+	var rows int64
+	if i := bytes.LastIndexByte(tag, ' '); i >= 0 {
+		if n, ok := parseDigits(tag[i+1:]); ok {
+			rows = n
+			word = tag[:i]
+			if j := bytes.IndexByte(word, ' '); j >= 0 && string(word[:j]) == "INSERT" {
+				word = word[:j]
+			}
+		}
+	}
+	switch string(word) {
+	case "SELECT":
+		return "SELECT", rows
+	case "INSERT":
+		return "INSERT", rows
+	case "UPDATE":
+		return "UPDATE", rows
+	case "DELETE":
+		return "DELETE", rows
+	case "MERGE":
+		return "MERGE", rows
+	case "COPY":
+		return "COPY", rows
+	case "FETCH":
+		return "FETCH", rows
+	case "BEGIN":
+		return "BEGIN", rows
+	case "COMMIT":
+		return "COMMIT", rows
+	case "ROLLBACK":
+		return "ROLLBACK", rows
+	}
+	return string(word), rows
+}
+
+// parseDigits parses a non-empty run of ASCII digits.
+func parseDigits(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// errorCode returns the SQLSTATE field of an ErrorResponse body.
+func errorCode(body []byte) string {
+	for len(body) > 0 && body[0] != 0 {
+		field := body[0]
+		v, rest, ok := cutBytes(body[1:])
+		if !ok {
+			break
+		}
+		if field == 'C' {
+			return string(v)
+		}
+		body = rest
+	}
+	return "unknown"
+}

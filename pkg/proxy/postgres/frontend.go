@@ -1,0 +1,220 @@
+package postgres
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"strconv"
+	"time"
+)
+
+// protocolError is malformed input from the client.
+type protocolError struct{ msg string }
+
+func (e *protocolError) Error() string { return e.msg }
+
+var (
+	errBadQuery        = &protocolError{"malformed Query message"}
+	errBadParse        = &protocolError{"malformed Parse message"}
+	errBadBind         = &protocolError{"malformed Bind message"}
+	errBadExecute      = &protocolError{"malformed Execute message"}
+	errBadClose        = &protocolError{"malformed Close message"}
+	errBadFunctionCall = &protocolError{"malformed FunctionCall message"}
+	errTerminated      = errors.New("client sent Terminate")
+)
+
+// handleClientMessage processes one client message of type typ with body
+// length n: it decodes only what policy or tracking needs and forwards the
+// rest as bytes.
+func (s *session) handleClientMessage(typ byte, n int) error {
+	switch typ {
+	case 'B':
+		return s.onBind(n)
+	case 'E':
+		return s.onExecute(n)
+	case 'Q':
+		return s.onQuery(n)
+	case 'P':
+		return s.onParse(n)
+	case 'C':
+		return s.onClose(n)
+	case 'F':
+		return s.onFunctionCall(n)
+	case 'S':
+		s.queue.push(entry{kind: entrySync})
+		return s.fe.forward(n)
+	case 'X':
+		if err := s.fe.forward(n); err != nil {
+			return err
+		}
+		if err := s.fe.w.Flush(); err != nil {
+			return err
+		}
+		return errTerminated
+	}
+	return s.fe.forward(n)
+}
+
+// check asks the session's checker about sql and counts the outcome.
+func (s *session) check(sql string) Verdict {
+	v := s.plan.Checker.Check(s.ctx, sql)
+	s.statements++
+	if !v.Allow {
+		s.refused++
+		s.log.Info("statement refused", "rule", v.Rule, "tag", v.Tag)
+	}
+	return v
+}
+
+func (s *session) onQuery(n int) error {
+	msg, err := s.fe.whole(n)
+	if err != nil {
+		return err
+	}
+	sql, rest, ok := cutBytes(msg[5:])
+	if !ok || len(rest) != 0 {
+		return errBadQuery
+	}
+	text := s.textOf(sql)
+	v := s.check(text)
+	s.queue.push(entry{kind: entryQuery, text: text, verdict: v, start: time.Now()})
+	if v.Allow {
+		return s.fe.write(msg)
+	}
+	// Fail closed: the refused text never reaches the target; the target
+	// raises the refusal instead so its transaction state stays the client's.
+	s.scratch = appendQuery(s.scratch[:0], refusalSQL(v.Message))
+	return s.fe.write(s.scratch)
+}
+
+func (s *session) onParse(n int) error {
+	msg, err := s.fe.whole(n)
+	if err != nil {
+		return err
+	}
+	name, rest, ok := cutBytes(msg[5:])
+	if !ok {
+		return errBadParse
+	}
+	sql, rest, ok := cutBytes(rest)
+	if !ok || len(rest) < 2 || len(rest) != 2+4*int(binary.BigEndian.Uint16(rest)) {
+		return errBadParse
+	}
+	info := s.stmts.stmt(name)
+	if info != nil && len(name) == 0 && info.text == string(sql) {
+		// The same one-shot statement again: reuse the text, check again
+		// (a verdict may change, e.g. a grant expired).
+		info.verdict = s.check(info.text)
+	} else {
+		text := string(sql)
+		info = &stmtInfo{text: text, verdict: s.check(text)}
+	}
+	s.stmts.setStmt(name, info)
+	if info.verdict.Allow {
+		return s.fe.write(msg)
+	}
+	// Fail closed: parse the refusal under the client's name instead, and run
+	// it at once so the error answers this Parse.
+	s.queue.push(entry{kind: entryRefusedParse, text: info.text, verdict: info.verdict, start: time.Now()})
+	s.scratch = appendRefusedParse(s.scratch[:0], name, info.verdict.Message)
+	return s.fe.write(s.scratch)
+}
+
+func (s *session) onBind(n int) error {
+	msg, err := s.fe.whole(n)
+	if err != nil {
+		return err
+	}
+	portal, rest, ok := cutBytes(msg[5:])
+	if !ok {
+		return errBadBind
+	}
+	name, _, ok := cutBytes(rest)
+	if !ok {
+		return errBadBind
+	}
+	info := s.stmts.stmt(name)
+	s.stmts.bind(portal, info)
+	s.queue.push(entry{kind: entryBind})
+	if info == nil || info.verdict.Allow {
+		return s.fe.write(msg)
+	}
+	// The target holds the refusal under this name, which takes no
+	// parameters: bind it with none so it raises the refusal again.
+	s.scratch = appendZeroBind(s.scratch[:0], portal, name)
+	return s.fe.write(s.scratch)
+}
+
+func (s *session) onExecute(n int) error {
+	msg, err := s.fe.whole(n)
+	if err != nil {
+		return err
+	}
+	portal, rest, ok := cutBytes(msg[5:])
+	if !ok || len(rest) != 4 {
+		return errBadExecute
+	}
+	e := entry{kind: entryExecute, start: time.Now()}
+	if info := s.stmts.portal(portal); info != nil {
+		e.text, e.verdict = info.text, info.verdict
+	}
+	s.queue.push(e)
+	return s.fe.write(msg)
+}
+
+func (s *session) onClose(n int) error {
+	msg, err := s.fe.whole(n)
+	if err != nil {
+		return err
+	}
+	body := msg[5:]
+	if len(body) < 2 {
+		return errBadClose
+	}
+	name, _, ok := cutBytes(body[1:])
+	if !ok {
+		return errBadClose
+	}
+	s.stmts.close(body[0], name)
+	return s.fe.write(msg)
+}
+
+func (s *session) onFunctionCall(n int) error {
+	msg, err := s.fe.whole(n)
+	if err != nil {
+		return err
+	}
+	if n < 4 {
+		return errBadFunctionCall
+	}
+	oid := binary.BigEndian.Uint32(msg[5:])
+	text := "FUNCTION CALL " + strconv.FormatUint(uint64(oid), 10)
+	v := s.check(text)
+	s.queue.push(entry{kind: entryFunctionCall, text: text, verdict: v, start: time.Now()})
+	if v.Allow {
+		return s.fe.write(msg)
+	}
+	// Fail closed: the call never reaches the target. A simple Query of the
+	// refusal answers with ErrorResponse and ReadyForQuery, as the call would.
+	s.scratch = appendQuery(s.scratch[:0], refusalSQL(v.Message))
+	return s.fe.write(s.scratch)
+}
+
+// textOf returns sql as a string, reusing the previous simple query's string
+// when the text repeats.
+func (s *session) textOf(sql []byte) string {
+	if s.lastQuery == string(sql) {
+		return s.lastQuery
+	}
+	s.lastQuery = string(sql)
+	return s.lastQuery
+}
+
+// cutBytes splits a NUL-terminated byte string off b.
+func cutBytes(b []byte) (s, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return nil, nil, false
+	}
+	return b[:i], b[i+1:], true
+}

@@ -1,0 +1,83 @@
+package postgres
+
+import (
+	"sync"
+	"time"
+)
+
+// entryKind is what a pending entry waits for in the target's responses.
+type entryKind uint8
+
+const (
+	entryQuery entryKind = iota + 1
+	entryExecute
+	entryFunctionCall
+	entrySync
+	// entryBind is a client Bind; its BindComplete pops it.
+	entryBind
+	// entryRefusedParse is a refused Parse that the gateway followed with an
+	// injected Bind and Execute of the refusal; the Bind's BindComplete is
+	// dropped so the client sees only what it asked for.
+	entryRefusedParse
+)
+
+// entry is one client request whose completion the backend side tracks. The
+// client side pushes it before forwarding the request, so it is always
+// queued before its responses can arrive.
+type entry struct {
+	kind    entryKind
+	text    string
+	verdict Verdict
+	// bindSeen is set once the injected Bind of a refused Parse completed.
+	bindSeen bool
+	start    time.Time
+
+	// Filled by the backend side.
+	tag      string
+	rows     int64
+	errCode  string
+	executed bool
+}
+
+// pendingQueue hands entries from the client-side goroutine to the
+// backend-side goroutine. The producer appends under the lock; the consumer
+// swaps the whole slice out and works on its own copy without locking, so
+// the steady state allocates nothing.
+type pendingQueue struct {
+	mu sync.Mutex
+	in []entry
+
+	// Owned by the consumer.
+	local []entry
+	next  int
+}
+
+func (q *pendingQueue) push(e entry) {
+	q.mu.Lock()
+	q.in = append(q.in, e)
+	q.mu.Unlock()
+}
+
+// head returns the oldest unfinished entry, or nil. Consumer only.
+func (q *pendingQueue) head() *entry {
+	if q.next == len(q.local) {
+		q.refill()
+		if len(q.local) == 0 {
+			return nil
+		}
+	}
+	return &q.local[q.next]
+}
+
+// pop removes the head. Consumer only.
+func (q *pendingQueue) pop() {
+	q.local[q.next] = entry{}
+	q.next++
+}
+
+func (q *pendingQueue) refill() {
+	q.mu.Lock()
+	q.local, q.in = q.in, q.local[:0]
+	q.mu.Unlock()
+	q.next = 0
+}

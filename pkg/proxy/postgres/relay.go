@@ -1,0 +1,150 @@
+package postgres
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Reasons a session ends, as reported in SessionStats.Reason.
+const (
+	reasonTerminate     = "client-terminate"
+	reasonClientGone    = "client-disconnect"
+	reasonTargetLost    = "target-lost"
+	reasonTooLarge      = "message-too-large"
+	reasonShutdown      = "shutdown"
+	reasonProtocolError = "protocol-error"
+)
+
+// shutdownWriteGrace bounds writing the final error to a client that does
+// not read during a forced shutdown.
+const shutdownWriteGrace = 2 * time.Second
+
+// run relays the session until either side ends it: one goroutine per
+// direction, each owning its conduit.
+func (ss *session) run(r *bufio.Reader, w *bufio.Writer) {
+	ss.fe = newConduit(r, bufio.NewWriterSize(ss.up.conn, relayBufferSize), ss.srv.maxBody())
+	ss.be = newConduit(bufio.NewReaderSize(ss.up.conn, relayBufferSize), w, 0)
+	ss.log.Info("postgres session started", "application_name", ss.info.ApplicationName, "tls", ss.info.TLS)
+	if o := ss.plan.Observer; o != nil {
+		o.SessionStart(ss.info)
+	}
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ss.clientLoop()
+	}()
+	ss.targetLoop()
+	<-done
+
+	ss.srv.dropCancelKey(ss.key)
+	ss.cancel()
+	// Whatever is still pending never completed.
+	for h := ss.queue.head(); h != nil; h = ss.queue.head() {
+		ss.finish(h)
+		ss.queue.pop()
+	}
+	stats := SessionStats{
+		SessionInfo: ss.info,
+		End:         time.Now(),
+		BytesIn:     ss.fe.bytes,
+		BytesOut:    ss.be.bytes,
+		Statements:  ss.statements,
+		Refused:     ss.refused,
+		Reason:      ss.reason,
+	}
+	ss.log.Info("postgres session ended", "reason", ss.reason, "statements", ss.statements,
+		"refused", ss.refused, "bytes_in", stats.BytesIn, "bytes_out", stats.BytesOut,
+		"duration", stats.End.Sub(ss.info.Start).Round(time.Millisecond))
+	if o := ss.plan.Observer; o != nil {
+		o.SessionEnd(stats)
+	}
+}
+
+// end records why the session ends (the first reason wins) and closes the
+// target connection, which stops the target goroutine; that goroutine tells
+// the client (fe, when not nil) and closes the client connection.
+func (ss *session) end(reason string, fe *clientError) {
+	ss.endOnce.Do(func() {
+		ss.reason, ss.fatalErr = reason, fe
+		ss.up.conn.Close()
+	})
+}
+
+// shutdown ends the session for Server.Shutdown.
+func (ss *session) shutdown() {
+	ss.end(reasonShutdown, fatal(codeAdminShutdown, "the gateway is shutting down; reconnect to continue"))
+	// Unblock a client goroutine waiting on the client, and bound the
+	// final write to a client that does not read.
+	ss.client.SetReadDeadline(time.Now())
+	ss.client.SetWriteDeadline(time.Now().Add(shutdownWriteGrace))
+	ss.cancel()
+}
+
+// clientLoop forwards client messages to the target until the client ends,
+// the target connection fails, or the client breaks the protocol.
+func (ss *session) clientLoop() {
+	for {
+		typ, n, err := ss.fe.next()
+		if err == nil {
+			err = ss.handleClientMessage(typ, n)
+		}
+		if err == nil {
+			continue
+		}
+		var tooLarge *tooLargeError
+		var pe *protocolError
+		var we *writeError
+		switch {
+		case errors.Is(err, errTerminated):
+			ss.end(reasonTerminate, nil)
+		case errors.As(err, &tooLarge):
+			ss.log.Warn("client message too large", "size", tooLarge.size, "limit", tooLarge.limit)
+			ss.end(reasonTooLarge, fatal(codeProgramLimitExceeded, tooLarge.Error()))
+		case errors.As(err, &pe):
+			ss.log.Warn("client protocol error", "err", err)
+			ss.end(reasonProtocolError, fatal(codeProtocolViolation, pe.msg))
+		case errors.As(err, &we):
+			ss.end(reasonTargetLost, ss.targetLost())
+		default:
+			ss.end(reasonClientGone, nil)
+		}
+		return
+	}
+}
+
+// targetLoop forwards target messages to the client until the target
+// connection ends, then tells the client why and closes it.
+func (ss *session) targetLoop() {
+	for {
+		typ, n, err := ss.be.next()
+		if err == nil {
+			err = ss.handleTargetMessage(typ, n)
+		}
+		if err == nil {
+			continue
+		}
+		var we *writeError
+		if errors.As(err, &we) {
+			ss.end(reasonClientGone, nil)
+		} else {
+			ss.end(reasonTargetLost, ss.targetLost())
+		}
+		break
+	}
+	if ss.fatalErr != nil && ss.reason != reasonClientGone {
+		if ss.reason == reasonTargetLost {
+			ss.log.Warn("target connection lost")
+		}
+		ss.be.w.Write(appendFatal(nil, ss.fatalErr))
+		ss.be.w.Flush()
+	}
+	ss.client.Close()
+}
+
+// targetLost is the error a client sees when the target connection fails.
+func (ss *session) targetLost() *clientError {
+	return fatal(codeConnectionFailure, fmt.Sprintf("connection to target %q lost", ss.plan.Target))
+}

@@ -1,0 +1,300 @@
+package postgres
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// maxPasswordMessage bounds the password message: an OIDC token with many
+// groups is a few KiB; this leaves generous room.
+const maxPasswordMessage = 64 << 10
+
+// cancelKey is the gateway's own BackendKeyData handed to a client.
+type cancelKey struct {
+	pid    uint32
+	secret uint32
+}
+
+// session is one relayed client connection.
+type session struct {
+	srv    *Server
+	plan   *Session
+	log    *slog.Logger
+	info   SessionInfo
+	client net.Conn
+	up     *upstreamConn
+	key    cancelKey
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// fe carries client → target and is owned by the client goroutine with
+	// stmts, scratch, lastQuery, statements and refused; be carries
+	// target → client and is owned by the target goroutine.
+	fe         *conduit
+	be         *conduit
+	queue      pendingQueue
+	stmts      stmtTable
+	scratch    []byte
+	lastQuery  string
+	statements int64
+	refused    int64
+
+	endOnce  sync.Once
+	reason   string
+	fatalErr *clientError
+}
+
+// serveConn runs one client connection from accept to close.
+func (s *Server) serveConn(t *tracked) {
+	raw := t.raw
+	defer raw.Close()
+	log := s.logger().With("remote", raw.RemoteAddr().String())
+	raw.SetDeadline(time.Now().Add(startupTimeout))
+
+	n, err := negotiate(raw, s.tlsConf)
+	if err != nil {
+		log.Debug("postgres startup failed", "err", err)
+		var pe *clientError
+		if !errors.As(err, &pe) {
+			pe = fatal(codeProtocolViolation, "invalid startup: "+err.Error())
+		}
+		w := bufio.NewWriter(n.conn)
+		writeFatal(w, pe)
+		return
+	}
+	if n.packet.kind == startupCancel {
+		s.forwardCancel(log, n.packet)
+		return
+	}
+	w := bufio.NewWriterSize(n.conn, relayBufferSize)
+	// Fail closed: plaintext only where AllowPlaintext says so.
+	if !n.tls && (s.AllowPlaintext == nil || !s.AllowPlaintext(raw.RemoteAddr())) {
+		log.Info("postgres client refused: plaintext not allowed")
+		writeFatal(w, &clientError{Code: codeInvalidAuthorization,
+			Msg:  "the gateway requires TLS from this address",
+			Hint: "connect with sslmode=require (or verify-full with the gateway's CA)"})
+		return
+	}
+	// Buffered reading starts only now, after any TLS handshake.
+	r := bufio.NewReaderSize(n.conn, relayBufferSize)
+	sess, err := s.startSession(t, n, r, w, log)
+	if err != nil {
+		var ce *clientError
+		if errors.As(err, &ce) {
+			log.Info("postgres session refused", "code", ce.Code, "reason", ce.Msg)
+		} else {
+			log.Warn("postgres session failed", "err", err)
+		}
+		writeFatal(w, err)
+		return
+	}
+	raw.SetDeadline(time.Time{})
+	sess.run(r, w)
+}
+
+// startSession authenticates the client, logs in to the target and
+// completes the client's startup. Nothing is dialed before Authenticate
+// succeeds.
+func (s *Server) startSession(t *tracked, n negotiated, r *bufio.Reader, w *bufio.Writer, log *slog.Logger) (*session, error) {
+	p := n.packet
+	if p.minor > 0 || len(p.options) > 0 {
+		// Offer protocol 3.0 and none of the client's protocol options.
+		w.Write(appendMessage(nil, &pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: p.options}))
+	}
+	w.Write(appendMessage(nil, &pgproto3.AuthenticationCleartextPassword{}))
+	if err := w.Flush(); err != nil {
+		return nil, fmt.Errorf("ask for password: %w", err)
+	}
+	token, err := readPassword(r)
+	if err != nil {
+		return nil, err
+	}
+	database := p.params["database"]
+	if database == "" {
+		database = p.params["user"] // PostgreSQL's own default
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	plan, err := s.Auth.Authenticate(ctx, AuthRequest{
+		Token:           token,
+		Database:        database,
+		User:            p.params["user"],
+		ApplicationName: p.params["application_name"],
+		Remote:          n.conn.RemoteAddr(),
+		TLS:             n.tls,
+	})
+	if err != nil {
+		cancel()
+		return nil, authFailure(err, log)
+	}
+	if plan == nil || plan.Checker == nil {
+		cancel()
+		// Fail closed: a session nobody checks is not relayed.
+		return nil, fatal(codeInternalError, "gateway misconfiguration: no statement checker for this session")
+	}
+	log = log.With("session", plan.ID, "principal", plan.Principal, "target", plan.Target)
+	up, err := dialUpstream(ctx, plan.Upstream, p.params)
+	if err != nil {
+		cancel()
+		log.Warn("target login failed", "target_address", plan.Upstream.Address, "target_user", plan.Upstream.User, "err", err)
+		return nil, &clientError{Code: codeCannotConnect,
+			Msg:  fmt.Sprintf("gateway could not log in to target %q", plan.Target),
+			Hint: "the target is down or refused the gateway's credential; try again later or ask the target's owner (session " + plan.ID + ")"}
+	}
+	sess := &session{
+		srv: s, plan: plan, log: log, client: n.conn, up: up, ctx: ctx, cancel: cancel,
+		info: SessionInfo{
+			ID: plan.ID, Principal: plan.Principal, Target: plan.Target, GrantID: plan.GrantID,
+			Access: plan.Access, Remote: n.conn.RemoteAddr(), TLS: n.tls,
+			ApplicationName: p.params["application_name"], Start: time.Now(),
+		},
+	}
+	if err := sess.greet(w); err != nil {
+		up.conn.Close()
+		cancel()
+		return nil, err
+	}
+	s.register(t, sess)
+	return sess, nil
+}
+
+// authFailure turns an Authenticate error into what the client sees.
+func authFailure(err error, log *slog.Logger) *clientError {
+	var ae *AuthError
+	var xe *AccessError
+	switch {
+	case errors.As(err, &ae):
+		return &clientError{Code: codeInvalidPassword, Msg: ae.Msg,
+			Hint: "send a valid OIDC token as the password (gatectl token)"}
+	case errors.As(err, &xe):
+		return fatal(codeInsufficientPriv, xe.Msg)
+	}
+	log.Warn("authentication failed", "err", err)
+	return fatal(codeInvalidAuthorization, "gateway could not authenticate the client: "+err.Error())
+}
+
+// readPassword reads the client's PasswordMessage: the token.
+func readPassword(r *bufio.Reader) (string, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return "", fmt.Errorf("read password message: %w", err)
+	}
+	n := int(int32(binary.BigEndian.Uint32(hdr[1:]))) - 4
+	if hdr[0] != 'p' || n < 1 || n > maxPasswordMessage {
+		return "", &clientError{Code: codeProtocolViolation, Msg: "expected a password message with the OIDC token"}
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return "", fmt.Errorf("read password message: %w", err)
+	}
+	if body[n-1] != 0 {
+		return "", &clientError{Code: codeProtocolViolation, Msg: "malformed password message"}
+	}
+	return string(body[:n-1]), nil
+}
+
+// greet completes the client's startup: AuthenticationOk, the target's
+// parameters, the gateway's own BackendKeyData and ReadyForQuery, then any
+// messages pgconn read ahead from the target.
+func (ss *session) greet(w *bufio.Writer) error {
+	var buf []byte
+	buf = appendMessage(buf, &pgproto3.AuthenticationOk{})
+	keys := make([]string, 0, len(ss.up.params))
+	for k := range ss.up.params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		buf = appendMessage(buf, &pgproto3.ParameterStatus{Name: k, Value: ss.up.params[k]})
+	}
+	key, err := ss.srv.newCancelKey(ss)
+	if err != nil {
+		return err
+	}
+	ss.key = key
+	secret := binary.BigEndian.AppendUint32(nil, key.secret)
+	buf = appendMessage(buf, &pgproto3.BackendKeyData{ProcessID: key.pid, SecretKey: secret})
+	buf = appendMessage(buf, &pgproto3.ReadyForQuery{TxStatus: ss.up.txStatus})
+	for ss.up.frontend.ReadBufferLen() > 0 {
+		msg, err := ss.up.frontend.Receive()
+		if err != nil {
+			ss.srv.dropCancelKey(key)
+			return fmt.Errorf("read buffered target messages: %w", err)
+		}
+		buf = appendMessage(buf, msg)
+	}
+	if _, err := w.Write(buf); err != nil {
+		ss.srv.dropCancelKey(key)
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		ss.srv.dropCancelKey(key)
+		return err
+	}
+	return nil
+}
+
+// newCancelKey hands out a random, unused BackendKeyData for ss.
+func (s *Server) newCancelKey(ss *session) (cancelKey, error) {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return cancelKey{}, fmt.Errorf("generate cancel key: %w", err)
+		}
+		k := cancelKey{pid: binary.BigEndian.Uint32(b[:4]) &^ (1 << 31), secret: binary.BigEndian.Uint32(b[4:])}
+		s.mu.Lock()
+		if _, taken := s.cancelMap[k]; !taken && k.pid != 0 {
+			s.cancelMap[k] = ss
+			s.mu.Unlock()
+			return k, nil
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *Server) dropCancelKey(k cancelKey) {
+	s.mu.Lock()
+	delete(s.cancelMap, k)
+	s.mu.Unlock()
+}
+
+// register makes ss reachable by Shutdown.
+func (s *Server) register(t *tracked, ss *session) {
+	t.mu.Lock()
+	t.sess = ss
+	t.mu.Unlock()
+}
+
+// forwardCancel maps a client's CancelRequest to its session and cancels the
+// target's query. Plaintext cancel requests are accepted, as PostgreSQL does
+// (libpq before 17 never encrypts them): they carry no credential, only the
+// gateway's random key, and an unknown key is ignored without an answer.
+func (s *Server) forwardCancel(log *slog.Logger, p startupPacket) {
+	if len(p.cancelKey) != 4 {
+		return
+	}
+	k := cancelKey{pid: p.cancelPID, secret: binary.BigEndian.Uint32(p.cancelKey)}
+	s.mu.Lock()
+	ss := s.cancelMap[k]
+	s.mu.Unlock()
+	if ss == nil {
+		log.Debug("cancel request for an unknown session")
+		return
+	}
+	if err := ss.up.cancel(ss.ctx); err != nil {
+		ss.log.Warn("forward cancel request to target", "err", err)
+		return
+	}
+	ss.log.Info("query cancelled by client")
+}

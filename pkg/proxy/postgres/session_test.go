@@ -1,0 +1,200 @@
+package postgres
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func TestTLSLoginWithPgx(t *testing.T) {
+	g := startGateway(t, gatewayOptions{})
+	got := &syncBuffer{}
+	conn := g.connect(t, got)
+	var user string
+	var ssl bool
+	if err := conn.QueryRow(context.Background(), "SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&user, &ssl); err != nil {
+		t.Fatal(err)
+	}
+	if user != "orders_rw" {
+		t.Errorf("got upstream user %q, want orders_rw", user)
+	}
+	if _, isTLS := conn.PgConn().Conn().(*recordingConn).Conn.(*tls.Conn); !isTLS || ssl {
+		t.Errorf("got TLS to gateway %v, to target %v; want TLS to the gateway and none to the target", isTLS, ssl)
+	}
+	conn.Close(context.Background())
+	if strings.Contains(got.String(), rwPassword) {
+		t.Error("client received the target password")
+	}
+	stats := <-g.rec.ends
+	if stats.Reason != reasonTerminate || !stats.TLS || stats.Principal != "user:alice" {
+		t.Errorf("got session end %+v, want a TLS session of user:alice ended by Terminate", stats)
+	}
+}
+
+func TestPsqlWithSSLModeRequire(t *testing.T) {
+	psql, err := exec.LookPath("psql")
+	if err != nil {
+		t.Skip("psql not installed")
+	}
+	g := startGateway(t, gatewayOptions{})
+	host, port, _ := net.SplitHostPort(g.addr)
+	cmd := exec.Command(psql, "-X", "-A", "-t", "-h", host, "-p", port, "-U", "alice", "-d", "orders",
+		"-c", "SELECT count(*) FROM items", "-c", "DROP TABLE items")
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+goodToken, "PGSSLMODE=require")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("psql succeeded, want the DROP refused:\n%s", out)
+	}
+	text := string(out)
+	if !strings.Contains(text, "1000") || !strings.Contains(text, "destructive DDL is not allowed") {
+		t.Errorf("got psql output %q, want the count and the refusal", text)
+	}
+	if strings.Contains(text, rwPassword) {
+		t.Error("psql output contains the target password")
+	}
+}
+
+func TestAuthFailures(t *testing.T) {
+	pg := needPG(t)
+	counter := startCountingForwarder(t, pg.Addr())
+	up := Upstream{Address: counter.addr, Database: "orders", User: "orders_rw", Password: rwPassword, TLSMode: "disable"}
+	g := startGateway(t, gatewayOptions{upstream: &up})
+	tests := []struct {
+		name, token, db, wantCode, wantText string
+	}{
+		{"bad-token", "bad-token", "orders", "28P01", "invalid token"},
+		{"empty-token", "", "orders", "28P01", "invalid token"},
+		{"no-grant", goodToken, "payroll", "42501", `no grant for target "payroll"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := g.pgxConfig(t, tt.token, "require", nil)
+			cfg.Database = tt.db
+			_, err := pgx.ConnectConfig(context.Background(), cfg)
+			if got := pgCode(err); got != tt.wantCode {
+				t.Fatalf("got SQLSTATE %q (%v), want %s", got, err, tt.wantCode)
+			}
+			if !strings.Contains(err.Error(), tt.wantText) {
+				t.Errorf("got error %q, want it to mention %q", err, tt.wantText)
+			}
+		})
+	}
+	if got := counter.n.Load(); got != 0 {
+		t.Fatalf("got %d upstream connections after refused logins, want 0", got)
+	}
+	g.connect(t, nil)
+	if got := counter.n.Load(); got != 1 {
+		t.Errorf("got %d upstream connections after one login, want 1", got)
+	}
+}
+
+func TestPlaintext(t *testing.T) {
+	tests := []struct {
+		name     string
+		allow    bool
+		wantCode string
+	}{
+		{"refused", false, "28000"},
+		{"allowed-on-loopback", true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := startGateway(t, gatewayOptions{plaintext: tt.allow})
+			conn, err := pgx.ConnectConfig(context.Background(), g.pgxConfig(t, goodToken, "disable", nil))
+			if got := pgCode(err); got != tt.wantCode {
+				t.Fatalf("got SQLSTATE %q (%v), want %q", got, err, tt.wantCode)
+			}
+			if err == nil {
+				defer conn.Close(context.Background())
+				var one int
+				if err := conn.QueryRow(context.Background(), "SELECT 1").Scan(&one); err != nil || one != 1 {
+					t.Errorf("got %d, %v; want 1", one, err)
+				}
+			} else if !strings.Contains(err.Error(), "requires TLS") {
+				t.Errorf("got %q, want a message that TLS is required", err)
+			}
+		})
+	}
+}
+
+func TestTargetLoginFailureIsGeneric(t *testing.T) {
+	pg := needPG(t)
+	up := Upstream{Address: pg.Addr(), Database: "orders", User: "orders_rw", Password: badUpPassword, TLSMode: "disable"}
+	g := startGateway(t, gatewayOptions{upstream: &up})
+	got := &syncBuffer{}
+	_, err := pgx.ConnectConfig(context.Background(), g.pgxConfig(t, goodToken, "require", got))
+	if code := pgCode(err); code != codeCannotConnect {
+		t.Fatalf("got SQLSTATE %q (%v), want %s", code, err, codeCannotConnect)
+	}
+	if !strings.Contains(err.Error(), `gateway could not log in to target "orders"`) {
+		t.Errorf("got %q, want the generic login failure", err)
+	}
+	for _, s := range []string{badUpPassword, "orders_rw", "password authentication"} {
+		if strings.Contains(got.String(), s) || strings.Contains(err.Error(), s) {
+			t.Errorf("client saw %q", s)
+		}
+	}
+	if !strings.Contains(g.logs.String(), "target login failed") {
+		t.Errorf("log lacks the login failure:\n%s", g.logs.String())
+	}
+}
+
+// countingForwarder is a TCP forwarder in front of the target that counts
+// connections, proving when the gateway dialed.
+type countingForwarder struct {
+	addr string
+	n    atomic.Int64
+}
+
+func startCountingForwarder(t *testing.T, target string) *countingForwarder {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	f := &countingForwarder{addr: ln.Addr().String()}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			f.n.Add(1)
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go func() { pipe(u, c) }()
+				pipe(c, u)
+			}()
+		}
+	}()
+	return f
+}
+
+func pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			dst.Close()
+			return
+		}
+	}
+}

@@ -1,0 +1,72 @@
+package postgres
+
+// stmtInfo is what the gateway knows of a prepared statement.
+type stmtInfo struct {
+	text    string
+	verdict Verdict
+}
+
+// stmtTable tracks the client's prepared statements and portals so that an
+// Execute can be attributed to its statement text and a Bind of a refused
+// statement can be rewritten. The unnamed statement and portal, used for
+// every one-shot query, live in fields so the hot path needs no map.
+type stmtTable struct {
+	unnamed       *stmtInfo
+	named         map[string]*stmtInfo
+	unnamedPortal *stmtInfo
+	portals       map[string]*stmtInfo
+}
+
+// stmt returns the statement called name, or nil.
+func (t *stmtTable) stmt(name []byte) *stmtInfo {
+	if len(name) == 0 {
+		return t.unnamed
+	}
+	return t.named[string(name)]
+}
+
+// setStmt records a Parse of name.
+func (t *stmtTable) setStmt(name []byte, info *stmtInfo) {
+	if len(name) == 0 {
+		t.unnamed = info
+		return
+	}
+	if t.named == nil {
+		t.named = make(map[string]*stmtInfo)
+	}
+	t.named[string(name)] = info
+}
+
+// portal returns the statement bound to portal name, or nil.
+func (t *stmtTable) portal(name []byte) *stmtInfo {
+	if len(name) == 0 {
+		return t.unnamedPortal
+	}
+	return t.portals[string(name)]
+}
+
+// bind records a Bind of stmt to portal.
+func (t *stmtTable) bind(portal []byte, info *stmtInfo) {
+	if len(portal) == 0 {
+		t.unnamedPortal = info
+		return
+	}
+	if t.portals == nil {
+		t.portals = make(map[string]*stmtInfo)
+	}
+	t.portals[string(portal)] = info
+}
+
+// close records a Close of a statement ('S') or portal ('P').
+func (t *stmtTable) close(kind byte, name []byte) {
+	switch {
+	case kind == 'S' && len(name) == 0:
+		t.unnamed = nil
+	case kind == 'S':
+		delete(t.named, string(name))
+	case kind == 'P' && len(name) == 0:
+		t.unnamedPortal = nil
+	case kind == 'P':
+		delete(t.portals, string(name))
+	}
+}

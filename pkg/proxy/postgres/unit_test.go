@@ -1,0 +1,116 @@
+package postgres
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func TestRefusalSQLRaisesMessageVerbatim(t *testing.T) {
+	admin := adminConn(t)
+	tests := []struct{ name, msg, want string }{
+		{"plain", "no drops", "no drops"},
+		{"quotes", `it's "bad"'; DROP TABLE items; --`, `it's "bad"'; DROP TABLE items; --`},
+		{"outer-tag", "contains $g$ END $g$; DROP TABLE items", "contains $g$ END $g$; DROP TABLE items"},
+		{"inner-tag", "close $m$; DROP TABLE items; $m$", "close $m$; DROP TABLE items; $m$"},
+		{"tag-suffix", "ends with $m", "ends with $m"},
+		{"backslash", `C:\temp\n`, `C:\temp\n`},
+		{"nul", "a\x00b", "ab"},
+		{"empty", "", defaultRefusal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := admin.Exec(context.Background(), refusalSQL(tt.msg), pgx.QueryExecModeSimpleProtocol)
+			if code := pgCode(err); code != "42501" {
+				t.Fatalf("got %v, want SQLSTATE 42501", err)
+			}
+			if got := err.Error(); !strings.HasPrefix(got, "ERROR: "+tt.want+" (SQLSTATE") {
+				t.Errorf("got %q, want message %q", got, tt.want)
+			}
+		})
+	}
+	var exists bool
+	admin.QueryRow(context.Background(), "SELECT to_regclass('items') IS NOT NULL").Scan(&exists)
+	if !exists {
+		t.Fatal("a refusal message broke out of its literal")
+	}
+}
+
+func TestSplitCommandTag(t *testing.T) {
+	tests := []struct {
+		tag, word string
+		rows      int64
+	}{
+		{"SELECT 5", "SELECT", 5},
+		{"INSERT 0 12", "INSERT", 12},
+		{"UPDATE 0", "UPDATE", 0},
+		{"COPY 1000", "COPY", 1000},
+		{"CREATE TABLE", "CREATE TABLE", 0},
+		{"BEGIN", "BEGIN", 0},
+		{"SELECT 99999999999999999999", "SELECT 99999999999999999999", 0},
+	}
+	for _, tt := range tests {
+		t.Run(strings.ReplaceAll(strings.ToLower(tt.tag), " ", "-"), func(t *testing.T) {
+			word, rows := splitCommandTag([]byte(tt.tag))
+			if word != tt.word || rows != tt.rows {
+				t.Errorf("got %q, %d; want %q, %d", word, rows, tt.word, tt.rows)
+			}
+		})
+	}
+}
+
+func TestParseStartup(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string
+		kind    startupKind
+		wantErr bool
+	}{
+		{"ssl-request", "\x04\xd2\x16\x2f", startupSSLRequest, false},
+		{"gssenc-request", "\x04\xd2\x16\x30", startupGSSENCRequest, false},
+		{"cancel", "\x04\xd2\x16\x2e\x00\x00\x00\x01abcd", startupCancel, false},
+		{"startup", "\x00\x03\x00\x00user\x00alice\x00database\x00orders\x00\x00", startupMessage, false},
+		{"protocol-2", "\x00\x02\x00\x00user\x00alice\x00\x00", 0, true},
+		{"unterminated", "\x00\x03\x00\x00user\x00alice", 0, true},
+		{"missing-value", "\x00\x03\x00\x00user\x00", 0, true},
+		{"trailing-data", "\x00\x03\x00\x00\x00x", 0, true},
+		{"short-cancel", "\x04\xd2\x16\x2e\x00\x00", 0, true},
+		{"ssl-with-body", "\x04\xd2\x16\x2fxx", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := parseStartup([]byte(tt.body))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("got error %v, want error %v", err, tt.wantErr)
+			}
+			if err == nil && p.kind != tt.kind {
+				t.Errorf("got kind %d, want %d", p.kind, tt.kind)
+			}
+		})
+	}
+}
+
+func TestShutdownEndsSessions(t *testing.T) {
+	g := startGateway(t, gatewayOptions{})
+	conn := g.connect(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // do not wait for the session to end on its own
+	if err := g.srv.Shutdown(ctx); err == nil {
+		t.Error("got nil from Shutdown with an open session, want the context's error")
+	}
+	if stats := <-g.rec.ends; stats.Reason != reasonShutdown {
+		t.Errorf("got end reason %q, want %q", stats.Reason, reasonShutdown)
+	}
+	_, err := conn.Exec(context.Background(), "SELECT 1")
+	if err == nil {
+		t.Error("session still works after shutdown")
+	}
+	short, stop := context.WithTimeout(context.Background(), time.Minute)
+	defer stop()
+	if err := g.srv.Shutdown(short); err != nil {
+		t.Errorf("second Shutdown: got %v, want nil", err)
+	}
+}

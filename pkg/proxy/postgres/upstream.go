@@ -1,0 +1,177 @@
+package postgres
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// upstreamConnectTimeout bounds dialing and logging in to a target.
+const upstreamConnectTimeout = 30 * time.Second
+
+// forwardedParams are the client startup parameters passed on to the target.
+// Everything else is dropped (fail closed): "options" could set role or
+// session_authorization, "replication" would open a replication connection.
+var forwardedParams = map[string]bool{
+	"application_name":   true,
+	"client_encoding":    true,
+	"datestyle":          true,
+	"intervalstyle":      true,
+	"timezone":           true,
+	"extra_float_digits": true,
+	"search_path":        true,
+}
+
+// upstreamConn is a logged-in target connection taken over from pgconn.
+type upstreamConn struct {
+	conn       net.Conn
+	params     map[string]string
+	txStatus   byte
+	frontend   *pgproto3.Frontend // holds bytes pgconn read ahead; drain first
+	cancelAddr string
+	tlsConfig  *tls.Config // nil when the target connection is plaintext
+	pid        uint32
+	secretKey  []byte
+}
+
+// upstreamConfig builds the pgconn configuration for u. It never reads the
+// client's parameters beyond forwardedParams.
+func upstreamConfig(u Upstream, client map[string]string) (*pgconn.Config, error) {
+	host, portText, err := net.SplitHostPort(u.Address)
+	if err != nil {
+		return nil, fmt.Errorf("target address %q: %w", u.Address, err)
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("target address %q: invalid port", u.Address)
+	}
+	// ParseConfig is the only way to get a usable Config; every field it may
+	// have taken from the environment or a passfile is overwritten below.
+	cfg, err := pgconn.ParseConfig("")
+	if err != nil {
+		return nil, fmt.Errorf("base upstream config: %w", err)
+	}
+	cfg.Host, cfg.Port = host, uint16(port)
+	cfg.Database, cfg.User, cfg.Password = u.Database, u.User, u.Password
+	cfg.Fallbacks = nil
+	cfg.ValidateConnect, cfg.AfterConnect = nil, nil
+	cfg.SSLNegotiation = ""
+	cfg.MinProtocolVersion, cfg.MaxProtocolVersion = "3.0", "3.0"
+	switch u.TLSMode {
+	case "disable":
+		cfg.TLSConfig = nil
+	case "require":
+		// Encrypt without verifying, as libpq's sslmode=require does.
+		cfg.TLSConfig = &tls.Config{InsecureSkipVerify: true, ServerName: host, MinVersion: tls.VersionTLS12}
+	case "verify-full":
+		cfg.TLSConfig = &tls.Config{RootCAs: u.RootCAs, ServerName: host, MinVersion: tls.VersionTLS12}
+	default:
+		// Fail closed: an unknown mode must not silently mean plaintext.
+		return nil, fmt.Errorf("target TLS mode %q is not one of disable, require, verify-full", u.TLSMode)
+	}
+	cfg.RuntimeParams = make(map[string]string, len(client))
+	for k, v := range client {
+		if forwardedParams[strings.ToLower(k)] {
+			cfg.RuntimeParams[k] = v
+		}
+	}
+	return cfg, nil
+}
+
+// dialUpstream logs in to the target with the session's credential and takes
+// the connection over. Errors never contain the password.
+func dialUpstream(ctx context.Context, u Upstream, client map[string]string) (*upstreamConn, error) {
+	cfg, err := upstreamConfig(u, client)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, upstreamConnectTimeout)
+	defer cancel()
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, errors.New(redact(err.Error(), u.Password))
+	}
+	// The connection is idle right after Connect, so Hijack is safe without
+	// the extra round trip of SyncConn.
+	hc, err := pc.Hijack()
+	if err != nil {
+		pc.Close(context.Background())
+		return nil, fmt.Errorf("take over target connection: %w", err)
+	}
+	return &upstreamConn{
+		conn:       hc.Conn,
+		params:     hc.ParameterStatuses,
+		txStatus:   hc.TxStatus,
+		frontend:   hc.Frontend,
+		cancelAddr: hc.Conn.RemoteAddr().String(),
+		tlsConfig:  hc.TLSConfig,
+		pid:        hc.PID,
+		secretKey:  hc.SecretKey,
+	}, nil
+}
+
+// redact removes secret from text; a defence in depth for error strings of
+// libraries that handled the secret.
+func redact(text, secret string) string {
+	if secret == "" {
+		return text
+	}
+	return strings.ReplaceAll(text, secret, "[redacted]")
+}
+
+// cancel sends a CancelRequest for this connection to the target, over TLS
+// when the session's connection uses TLS.
+func (u *upstreamConn) cancel(ctx context.Context) error {
+	ctx, stop := context.WithTimeout(ctx, upstreamConnectTimeout)
+	defer stop()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", u.cancelAddr)
+	if err != nil {
+		return fmt.Errorf("dial target for cancel: %w", err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	if u.tlsConfig != nil {
+		var req [8]byte
+		binary.BigEndian.PutUint32(req[0:], 8)
+		binary.BigEndian.PutUint32(req[4:], codeSSLRequest)
+		if _, err := conn.Write(req[:]); err != nil {
+			return fmt.Errorf("send SSLRequest for cancel: %w", err)
+		}
+		var answer [1]byte
+		if _, err := io.ReadFull(conn, answer[:]); err != nil {
+			return fmt.Errorf("read SSLRequest answer for cancel: %w", err)
+		}
+		if answer[0] != 'S' {
+			return errors.New("target refused TLS for the cancel request")
+		}
+		tc := tls.Client(conn, u.tlsConfig.Clone())
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("TLS handshake for cancel: %w", err)
+		}
+		conn = tc
+		defer tc.Close()
+	}
+	msg, err := (&pgproto3.CancelRequest{ProcessID: u.pid, SecretKey: u.secretKey}).Encode(nil)
+	if err != nil {
+		return fmt.Errorf("encode cancel request: %w", err)
+	}
+	if _, err := conn.Write(msg); err != nil {
+		return fmt.Errorf("send cancel request: %w", err)
+	}
+	// The server closes the connection once it has processed the request.
+	_, _ = io.Copy(io.Discard, conn)
+	return nil
+}

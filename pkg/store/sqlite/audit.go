@@ -1,0 +1,168 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gatectl/gatectl/pkg/audit"
+)
+
+// auditStore implements audit.Store over the audit_events table.
+type auditStore struct{ db *DB }
+
+const auditColumns = `seq, time_ns, principal, action, target, decision, reason, rule, policy_commit, session, detail, prev, hash`
+
+// Append writes events in one immediate transaction on the writer
+// connection.
+func (s auditStore) Append(ctx context.Context, events []audit.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	tx, err := s.db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("append audit events: begin: %w", err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_events (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("append audit events: prepare: %w", err)
+	}
+	defer stmt.Close()
+	for i := range events {
+		e := &events[i]
+		detail, err := encodeDetail(e.Detail)
+		if err != nil {
+			return fmt.Errorf("append audit event %d: %w", e.Seq, err)
+		}
+		if _, err := stmt.ExecContext(ctx, e.Seq, e.Time.UnixNano(), e.Principal, e.Action, e.Target, e.Decision,
+			e.Reason, e.Rule, e.PolicyCommit, e.Session, detail, e.Prev, e.Hash); err != nil {
+			return fmt.Errorf("append audit event %d: %w", e.Seq, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("append audit events %d-%d: commit: %w", events[0].Seq, events[len(events)-1].Seq, err)
+	}
+	return nil
+}
+
+// Tail returns the last event's Seq and Hash.
+func (s auditStore) Tail(ctx context.Context) (int64, string, error) {
+	var seq int64
+	var hash string
+	err := s.db.r.QueryRowContext(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	switch {
+	case err == sql.ErrNoRows:
+		return 0, "", nil
+	case err != nil:
+		return 0, "", fmt.Errorf("read audit log tail: %w", err)
+	}
+	return seq, hash, nil
+}
+
+// Scan streams the matching events row by row from a read connection.
+func (s auditStore) Scan(ctx context.Context, f audit.Filter, fn func(audit.Event) error) error {
+	query, args := scanQuery(f)
+	rows, err := s.db.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("scan audit events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e audit.Event
+		var timeNS int64
+		var detail sql.NullString
+		if err := rows.Scan(&e.Seq, &timeNS, &e.Principal, &e.Action, &e.Target, &e.Decision, &e.Reason,
+			&e.Rule, &e.PolicyCommit, &e.Session, &detail, &e.Prev, &e.Hash); err != nil {
+			// Rows.Scan converts columns in order and seq, an INTEGER PRIMARY
+			// KEY, always converts, so e.Seq names the row a bad value was
+			// written into.
+			return fmt.Errorf("scan audit events: %w", &audit.CorruptEventError{Seq: e.Seq, Err: err})
+		}
+		e.Time = time.Unix(0, timeNS).UTC()
+		if e.Detail, err = decodeDetail(detail); err != nil {
+			return fmt.Errorf("scan audit events: %w", &audit.CorruptEventError{Seq: e.Seq, Err: err})
+		}
+		if err := fn(e); err != nil {
+			return fmt.Errorf("scan audit events: stopped at event %d: %w", e.Seq, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("scan audit events: %w", err)
+	}
+	return nil
+}
+
+// scanQuery builds the SELECT for f. Only placeholders carry values.
+func scanQuery(f audit.Filter) (string, []any) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		where = append(where, cond)
+		args = append(args, v)
+	}
+	if !f.Since.IsZero() {
+		add("time_ns >= ?", f.Since.UnixNano())
+	}
+	if !f.Until.IsZero() {
+		add("time_ns < ?", f.Until.UnixNano())
+	}
+	for _, c := range []struct{ col, v string }{
+		{"principal", f.Principal}, {"action", f.Action}, {"target", f.Target},
+		{"decision", f.Decision}, {"session", f.Session},
+	} {
+		if c.v != "" {
+			add(c.col+" = ?", c.v)
+		}
+	}
+	if f.AfterSeq > 0 {
+		add("seq > ?", f.AfterSeq)
+	}
+	if f.BeforeSeq > 0 {
+		add("seq < ?", f.BeforeSeq)
+	}
+	var q strings.Builder
+	q.WriteString("SELECT " + auditColumns + " FROM audit_events")
+	if len(where) > 0 {
+		q.WriteString(" WHERE " + strings.Join(where, " AND "))
+	}
+	q.WriteString(" ORDER BY seq")
+	if f.Desc {
+		q.WriteString(" DESC")
+	}
+	if f.Limit > 0 {
+		q.WriteString(" LIMIT ?")
+		args = append(args, f.Limit)
+	}
+	return q.String(), args
+}
+
+// encodeDetail stores Detail as a JSON object (keys sorted), or NULL when
+// it is empty, so that it stays readable with the sqlite3 shell.
+func encodeDetail(d map[string]string) (any, error) {
+	if len(d) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return nil, fmt.Errorf("encode detail: %w", err)
+	}
+	return string(b), nil
+}
+
+func decodeDetail(s sql.NullString) (map[string]string, error) {
+	if !s.Valid || s.String == "" {
+		return nil, nil
+	}
+	var d map[string]string
+	if err := json.Unmarshal([]byte(s.String), &d); err != nil {
+		return nil, fmt.Errorf("decode detail: %w", err)
+	}
+	if len(d) == 0 {
+		return nil, nil
+	}
+	return d, nil
+}
