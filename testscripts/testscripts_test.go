@@ -71,7 +71,7 @@ func waitGateway(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: wait-gateway DATADIR")
 	}
 	path := filepath.Join(ts.MkAbs(args[0]), gateway.ReadyFile)
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		b, err := os.ReadFile(path)
 		if err == nil {
@@ -88,7 +88,7 @@ func waitGateway(ts *testscript.TestScript, neg bool, args []string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			ts.Fatalf("gateway did not become ready within 90s (no %s)", path)
+			ts.Fatalf("gateway did not become ready within 60s (no %s)", path)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

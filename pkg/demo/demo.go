@@ -69,6 +69,8 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 			return nil, err
 		}
 		e.removeDir = true
+	} else if err := os.MkdirAll(e.Dir, 0o700); err != nil {
+		return nil, err
 	}
 	defer func() {
 		if err != nil {

@@ -67,6 +67,11 @@ func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pg
 	if pol == nil {
 		return nil, &pgproxy.AccessError{Msg: "the gateway has no live policy yet; try again shortly"}
 	}
+	// Fail closed: a session that cannot be audited does not start.
+	if err := g.audit.Err(); err != nil {
+		g.log.Error("refusing a PostgreSQL session: the audit log is failing", "err", err)
+		return nil, &pgproxy.AccessError{Msg: "the gateway cannot write its audit log, so it accepts no sessions; an admin must check the gateway log"}
+	}
 	detail := map[string]string{"via": "postgres", "remote": req.Remote.String(), "tls": strconv.FormatBool(req.TLS)}
 	if req.Token == "" {
 		g.record(audit.Event{Action: "auth.refuse", Decision: "deny", Target: req.Database, Reason: "no token", PolicyCommit: pol.Commit, Detail: detail})
@@ -118,7 +123,7 @@ func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pg
 			TLSMode: upstreamTLSMode(t),
 		},
 		Checker:  &pgChecker{g: g, principal: pr, target: t.Name},
-		Observer: &pgObserver{g: g, commit: pol.Commit},
+		Observer: &pgObserver{g: g, commit: pol.Commit, principal: pr.String(), target: t.Name},
 	}, nil
 }
 
@@ -171,6 +176,10 @@ func (c *pgChecker) Check(ctx context.Context, sql string) pgproxy.Verdict {
 	if pol == nil {
 		return pgproxy.Verdict{Message: "the gateway has no live policy; statement refused"}
 	}
+	// Fail closed: no statement runs unaudited.
+	if c.g.audit.Err() != nil {
+		return pgproxy.Verdict{Message: "the gateway cannot write its audit log; statement refused"}
+	}
 	if pol != c.pol || now.After(c.until) || c.verdicts == nil {
 		c.pol, c.until = pol, now.Add(verdictTTL)
 		c.verdicts = make(map[string]pgproxy.Verdict)
@@ -205,8 +214,12 @@ func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) pgprox
 	v := pol.Evaluate(c.principal, c.target, req, now)
 	out := pgproxy.Verdict{Tag: strings.Join(tags, ";"), Rule: v.Rule}
 	switch v.Decision {
-	case policy.Allow, policy.Mask:
+	case policy.Allow:
 		out.Allow = true
+	case policy.Mask:
+		// Masking of result rows is not built yet; the statement is allowed
+		// and no mask rule is named as if it had been applied.
+		out.Allow, out.Rule = true, ""
 	case policy.Hold:
 		out.Message = fmt.Sprintf("held by rule %q (%s): this statement needs an approval, and approvals are not available on this gateway yet, so it is refused", v.Rule, v.RulePos)
 	default:
@@ -218,8 +231,9 @@ func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) pgprox
 // pgObserver turns session events into audit events. It never blocks the
 // relay beyond the audit log's bounded queue.
 type pgObserver struct {
-	g      *Gateway
-	commit string
+	g                 *Gateway
+	commit            string
+	principal, target string
 }
 
 func (o *pgObserver) SessionStart(s pgproxy.SessionInfo) {
@@ -230,7 +244,7 @@ func (o *pgObserver) SessionStart(s pgproxy.SessionInfo) {
 }
 
 func (o *pgObserver) Statement(e pgproxy.StatementEvent) {
-	ev := audit.Event{Time: e.Start, Action: "statement", Session: e.SessionID, PolicyCommit: o.commit, Rule: e.Verdict.Rule,
+	ev := audit.Event{Time: e.Start, Action: "statement", Principal: o.principal, Target: o.target, Session: e.SessionID, PolicyCommit: o.commit, Rule: e.Verdict.Rule,
 		Detail: map[string]string{
 			"text": truncate(e.Text, maxAuditText), "kind": e.Kind.String(), "class": e.Verdict.Tag,
 			"rows": strconv.FormatInt(e.Rows, 10), "duration_us": strconv.FormatInt(e.Duration.Microseconds(), 10),

@@ -82,10 +82,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The directory sits directly under the system temp dir so that the
-	// postgres OS user can reach it (test temp dirs are 0700 and owned by
-	// root).
-	dir, err := os.MkdirTemp("", "gatectl-pg-")
+	// As root the server runs as the postgres OS user, which must be able
+	// to reach the directory: test temp dirs (and testscript's TMPDIR) are
+	// 0700 and owned by root, so fall back to /tmp for those.
+	base := os.TempDir()
+	if os.Geteuid() == 0 && !traversable(base) {
+		base = "/tmp"
+	}
+	dir, err := os.MkdirTemp(base, "gatectl-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("create PostgreSQL directory: %w", err)
 	}
@@ -178,6 +182,7 @@ func (s *Server) SuperuserDSN(db string) string {
 func (s *Server) Psql(ctx context.Context, db, sql string) (string, error) {
 	cmd := exec.CommandContext(ctx, s.tool("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
 		"-h", s.SocketDir, "-p", strconv.Itoa(s.Port), "-U", "postgres", "-d", db)
+	cmd.Env = cleanEnv()
 	cmd.Stdin = strings.NewReader(sql)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -221,11 +226,12 @@ func (s *Server) run(ctx context.Context, name string, args ...string) ([]byte, 
 	// pg_ctl forks the postmaster; give it its own process group so a
 	// Ctrl-C meant for gatectl does not reach it before Stop runs.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = cleanEnv()
 	if s.owner != nil {
 		uid, _ := strconv.ParseUint(s.owner.Uid, 10, 32)
 		gid, _ := strconv.ParseUint(s.owner.Gid, 10, 32)
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		cmd.Env = append(os.Environ(), "HOME="+s.Dir)
+		cmd.Env = append(cmd.Env, "HOME="+s.Dir)
 	}
 	// pg_ctl keeps the postmaster's output pipes open if we capture them
 	// through os/exec's pipes; use a file instead.
@@ -241,6 +247,18 @@ func (s *Server) run(ctx context.Context, name string, args ...string) ([]byte, 
 	return out, err
 }
 
+// cleanEnv is the process environment without libpq's PG* variables, which
+// are meant for other servers (an empty PGPORT even breaks initdb).
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PG") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 func (s *Server) writeOwned(path string, b []byte) error {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		return err
@@ -251,6 +269,26 @@ func (s *Server) writeOwned(path string, b []byte) error {
 		return os.Chown(path, uid, gid)
 	}
 	return nil
+}
+
+// traversable reports whether every directory from / to dir lets other
+// users through (the execute bit for others).
+func traversable(dir string) bool {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return false
+	}
+	for {
+		st, err := os.Stat(dir)
+		if err != nil || st.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return true
+		}
+		dir = parent
+	}
 }
 
 func freePort() (int, error) {

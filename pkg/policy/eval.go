@@ -21,6 +21,19 @@ type Statement struct {
 	// Access is the level the statement needs; zero means it could not be
 	// classified, and Evaluate denies it.
 	Access Access
+	// Why says why the statement needs Access ("in a WITH query: DELETE
+	// changes data"), for messages; optional.
+	Why string
+}
+
+// needs says what level a statement needs and, when known, why:
+// "SELECT needs write (in a WITH query: DELETE changes data)".
+func needs(s Statement) string {
+	msg := fmt.Sprintf("%s needs %s", tagOr(s.Tag), s.Access)
+	if s.Why != "" && !strings.HasPrefix(s.Why, msg) {
+		msg += " (" + s.Why + ")"
+	}
+	return msg
 }
 
 // Verdict is the policy's decision on a request.
@@ -110,7 +123,7 @@ func (p *Policy) Evaluate(pr Principal, target string, req Request, now time.Tim
 		}
 		if s.Access > g.Access {
 			return Verdict{Decision: Deny, Grant: g,
-				Message: fmt.Sprintf("grant %q gives %s access to %q; %s needs %s", g.ID, g.Access, target, tagOr(s.Tag), s.Access)}
+				Message: fmt.Sprintf("grant %q gives %s access to %q; %s", g.ID, g.Access, target, needs(s))}
 		}
 	}
 	masks := p.MaskRules(target)

@@ -68,7 +68,7 @@ func req(stmts ...Statement) Request { return Request{Statements: stmts} }
 
 func TestEvaluate(t *testing.T) {
 	p := evalPolicy(t)
-	sel := Statement{"SELECT", AccessRead}
+	sel := Statement{Tag: "SELECT", Access: AccessRead}
 	tests := []struct {
 		name      string
 		pr        Principal
@@ -90,23 +90,23 @@ func TestEvaluate(t *testing.T) {
 			wantMsg: `allowed by grant "etl-metrics-read"`},
 		{name: "read-masked", pr: etl, target: "orders", req: req(sel), want: Mask, wantRule: "pii", wantGrant: "etl-orders-read", wantMasks: 1,
 			wantMsg: `allowed by grant "etl-orders-read"; results masked by rule "pii" (rules/hold.toml:7)`},
-		{name: "write-needs-write", pr: etl, target: "orders", req: req(sel, Statement{"INSERT", AccessWrite}), want: Deny, wantGrant: "etl-orders-read",
+		{name: "write-needs-write", pr: etl, target: "orders", req: req(sel, Statement{Tag: "INSERT", Access: AccessWrite}), want: Deny, wantGrant: "etl-orders-read",
 			wantMsg: `grant "etl-orders-read" gives read access to "orders"; INSERT needs write`},
-		{name: "highest-grant-wins", pr: alice, target: "orders", req: req(Statement{"INSERT", AccessWrite}), want: Allow, wantGrant: "dba-orders-write", wantMasks: 1,
+		{name: "highest-grant-wins", pr: alice, target: "orders", req: req(Statement{Tag: "INSERT", Access: AccessWrite}), want: Allow, wantGrant: "dba-orders-write", wantMasks: 1,
 			wantMsg: `allowed by grant "dba-orders-write"`},
-		{name: "admin-needs-admin", pr: alice, target: "orders", req: req(Statement{"CREATE INDEX", AccessAdmin}), want: Deny,
+		{name: "admin-needs-admin", pr: alice, target: "orders", req: req(Statement{Tag: "CREATE INDEX", Access: AccessAdmin}), want: Deny,
 			wantGrant: "dba-orders-write", wantMsg: `grant "dba-orders-write" gives write access to "orders"; CREATE INDEX needs admin`},
-		{name: "deny-rule", pr: etl, target: "orders", req: req(Statement{"DROP TABLE", AccessAdmin}), want: Deny, wantRule: "no-drop", wantGrant: "etl-orders-read",
+		{name: "deny-rule", pr: etl, target: "orders", req: req(Statement{Tag: "DROP TABLE", Access: AccessAdmin}), want: Deny, wantRule: "no-drop", wantGrant: "etl-orders-read",
 			wantMsg: `denied by rule "no-drop" (rules/safety.toml:1): destructive DDL is not allowed`},
-		{name: "deny-rule-any-case", pr: etl, target: "metrics", req: req(sel, Statement{"truncate table", AccessAdmin}), want: Deny, wantRule: "no-drop", wantGrant: "etl-metrics-read",
+		{name: "deny-rule-any-case", pr: etl, target: "metrics", req: req(sel, Statement{Tag: "truncate table", Access: AccessAdmin}), want: Deny, wantRule: "no-drop", wantGrant: "etl-metrics-read",
 			wantMsg: `denied by rule "no-drop" (rules/safety.toml:1): destructive DDL is not allowed`},
-		{name: "hold", pr: alice, target: "orders", req: req(Statement{"DELETE", AccessWrite}), want: Hold, wantRule: "prod-deletes", wantGrant: "dba-orders-write", wantMasks: 1,
+		{name: "hold", pr: alice, target: "orders", req: req(Statement{Tag: "DELETE", Access: AccessWrite}), want: Hold, wantRule: "prod-deletes", wantGrant: "dba-orders-write", wantMasks: 1,
 			wantMsg: `held by rule "prod-deletes" (rules/hold.toml:1) until approved by group:dba`},
-		{name: "deny-beats-hold", pr: alice, target: "orders", req: req(Statement{"DELETE", AccessWrite}, Statement{"DROP TABLE", AccessAdmin}), want: Deny, wantRule: "no-drop", wantGrant: "dba-orders-write",
+		{name: "deny-beats-hold", pr: alice, target: "orders", req: req(Statement{Tag: "DELETE", Access: AccessWrite}, Statement{Tag: "DROP TABLE", Access: AccessAdmin}), want: Deny, wantRule: "no-drop", wantGrant: "dba-orders-write",
 			wantMsg: `denied by rule "no-drop" (rules/safety.toml:1): destructive DDL is not allowed`},
-		{name: "hold-beats-mask", pr: alice, target: "orders", req: req(sel, Statement{"UPDATE", AccessWrite}), want: Hold, wantRule: "prod-deletes", wantGrant: "dba-orders-write", wantMasks: 1,
+		{name: "hold-beats-mask", pr: alice, target: "orders", req: req(sel, Statement{Tag: "UPDATE", Access: AccessWrite}), want: Hold, wantRule: "prod-deletes", wantGrant: "dba-orders-write", wantMasks: 1,
 			wantMsg: `held by rule "prod-deletes" (rules/hold.toml:1) until approved by group:dba`},
-		{name: "unclassified-denied", pr: alice, target: "orders", req: req(sel, Statement{"DO", 0}), want: Deny, wantGrant: "dba-orders-write",
+		{name: "unclassified-denied", pr: alice, target: "orders", req: req(sel, Statement{Tag: "DO", Access: 0}), want: Deny, wantGrant: "dba-orders-write",
 			wantMsg: `statement "DO" could not be classified, so it is denied`},
 	}
 	for _, tt := range tests {

@@ -20,16 +20,16 @@ func classify(sql string) (Request, error) {
 		var s Statement
 		switch w[0] {
 		case "SELECT":
-			s = Statement{"SELECT", AccessRead}
+			s = Statement{Tag: "SELECT", Access: AccessRead}
 		case "INSERT", "UPDATE", "DELETE":
-			s = Statement{w[0], AccessWrite}
+			s = Statement{Tag: w[0], Access: AccessWrite}
 		case "TRUNCATE":
-			s = Statement{"TRUNCATE TABLE", AccessAdmin}
+			s = Statement{Tag: "TRUNCATE TABLE", Access: AccessAdmin}
 		case "CREATE", "DROP", "ALTER":
 			if len(w) < 2 {
 				return Request{}, fmt.Errorf("syntax error at end of input")
 			}
-			s = Statement{w[0] + " " + w[1], AccessAdmin}
+			s = Statement{Tag: w[0] + " " + w[1], Access: AccessAdmin}
 		default:
 			return Request{}, fmt.Errorf("syntax error at or near %q", w[0])
 		}

@@ -81,7 +81,10 @@ func copyLevel(x *pg_query.CopyStmt) (Level, string) {
 	case x.GetIsProgram():
 		return LevelAdmin, "COPY … PROGRAM runs a shell command on the database server"
 	case x.GetFilename() != "":
-		// The parser leaves Filename empty for STDIN and STDOUT.
+		// The parser leaves Filename empty for STDIN and STDOUT. A quoted
+		// empty file name ('') looks the same in the tree; PostgreSQL refuses
+		// it (no such file, or a relative path for COPY TO), so it is safe to
+		// treat like STDIN/STDOUT below.
 		return LevelAdmin, "COPY to or from a server file reads or writes the database server's file system"
 	case x.GetIsFrom():
 		return LevelWrite, "COPY FROM STDIN loads data"

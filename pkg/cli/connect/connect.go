@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,8 +104,7 @@ func run(ctx context.Context, opts *Options) error {
 	}
 	cmd := exec.CommandContext(ctx, opts.Client[0], opts.Client[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = f.IO.In, f.IO.Out, f.IO.ErrOut
-	cmd.Env = append(os.Environ(), "PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(port), "PGDATABASE="+opts.Target,
-		"PGSSLMODE=disable", "PGPASSWORD=", "PGSERVICE=")
+	cmd.Env = append(clientEnv(os.Environ()), "PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(port), "PGDATABASE="+opts.Target, "PGSSLMODE=disable")
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -113,6 +113,22 @@ func run(ctx context.Context, opts *Options) error {
 		return fmt.Errorf("run %s: %w", opts.Client[0], err)
 	}
 	return nil
+}
+
+// clientEnv drops the libpq variables that would send the client somewhere
+// else or make it present a password or certificate to the local listener.
+func clientEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGPASSWORD", "PGPASSFILE", "PGSERVICE", "PGSERVICEFILE",
+			"PGSSLMODE", "PGSSLCERT", "PGSSLKEY", "PGSSLROOTCERT", "PGREQUIRESSL", "PGGSSENCMODE", "PGOPTIONS":
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 // localProxy accepts local connections and carries each to the gateway.

@@ -29,7 +29,7 @@ func FromResult(sql string, res *sqlclass.Result) (policy.Request, error) {
 		if err != nil {
 			return policy.Request{Text: sql}, err
 		}
-		req.Statements[i] = policy.Statement{Tag: st.Tag, Access: a}
+		req.Statements[i] = policy.Statement{Tag: st.Tag, Access: a, Why: st.Reason}
 	}
 	return req, nil
 }
