@@ -47,6 +47,7 @@ fuzz:
 	done
 
 # docs regenerates the checked-in completions and man pages from the binary.
+docs: export SOURCE_DATE_EPOCH = $(shell git log -1 --format=%ct 2>/dev/null)
 docs:
 	mkdir -p completions man
 	$(GO) run ./cmd/gatectl completion bash > completions/gatectl.bash

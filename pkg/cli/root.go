@@ -73,7 +73,9 @@ func NewRootCmd(f *cmdutil.Factory) *cobra.Command {
 		Long: `gatectl runs a Layer 7 gateway between callers (engineers, CI jobs, agents) and
 the databases they reach. It verifies each caller's OIDC token, injects the
 target's credential, enforces the rules of a git-backed policy and writes a
-tamper-evident audit log.`,
+tamper-evident audit log.
+
+` + cmdutil.ExitCodesHelp(),
 		Example: `  $ gatectl gateway --dev
   $ export GATECTL_CA=.gatectl/ca.pem GATECTL_TOKEN=$(gatectl dev token --sub alice --group dba)
   $ gatectl whoami
@@ -121,7 +123,5 @@ tamper-evident audit log.`,
 		Short: "Exit codes of gatectl commands",
 		Long:  cmdutil.ExitCodesHelp(),
 	})
-	// Unknown subcommands and bad args are usage errors (exit 2).
-	root.Args = cobra.NoArgs
 	return root
 }

@@ -33,6 +33,7 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 		Long: `Read and verify the gateway's hash-chained audit log. Every authentication,
 policy load and decision is an event naming who, what, which target, which
 rule and which policy commit. Auditors and admins of gatectl.toml only.`,
+		RunE: cmdutil.GroupRunE,
 	}
 	cmd.AddCommand(newTailCmd(f), newSearchCmd(f), newVerifyCmd(f), newExportCmd(f))
 	return cmd

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/spf13/cobra"
+
 	"github.com/gatectl/gatectl/pkg/client"
 )
 
@@ -103,4 +105,14 @@ func ExitCode(err error) int {
 		return ExitUsage
 	}
 	return ExitError
+}
+
+// GroupRunE is the RunE of a command that only groups subcommands: alone it
+// prints help; with an unknown subcommand it is a usage error (exit 2)
+// rather than cobra's help with exit 0.
+func GroupRunE(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return Usagef("unknown command %q for %q\nRun '%s --help' for usage.", args[0], cmd.CommandPath(), cmd.CommandPath())
+	}
+	return cmd.Help()
 }

@@ -16,6 +16,7 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dev <command>",
 		Short: "Helpers for a gateway running with --dev",
+		RunE:  cmdutil.GroupRunE,
 	}
 	cmd.AddCommand(newTokenCmd(f))
 	return cmd

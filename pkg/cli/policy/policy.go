@@ -24,6 +24,7 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "policy <command>",
 		Short: "Create, check and inspect the policy repository",
+		RunE:  cmdutil.GroupRunE,
 	}
 	cmd.AddCommand(newInitCmd(f), newCheckCmd(f), newStatusCmd(f))
 	return cmd

@@ -1,0 +1,64 @@
+package cmdutil
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"testing"
+
+	"github.com/gatectl/gatectl/pkg/client"
+)
+
+func TestExitCode(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"nil", nil, 0},
+		{"plain", errors.New("boom"), 1},
+		{"usage", Usagef("bad"), 2},
+		{"denied", &DeniedError{Msg: "no"}, 3},
+		{"denied-wrapped", fmt.Errorf("exec: %w", &DeniedError{Msg: "no"}), 3},
+		{"auth", &AuthError{Msg: "who"}, 4},
+		{"refused", &RefusedError{Msg: "denied by approver"}, 5},
+		{"pending", &PendingError{Msg: "waiting"}, 8},
+		{"silent", &SilentError{Code: 7}, 7},
+		{"api-401", &client.Error{Status: http.StatusUnauthorized}, 4},
+		{"api-403", &client.Error{Status: http.StatusForbidden}, 3},
+		{"api-400", &client.Error{Status: http.StatusBadRequest}, 2},
+		{"api-500", &client.Error{Status: http.StatusInternalServerError}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ExitCode(tt.err); got != tt.want {
+				t.Errorf("ExitCode(%v): got %d, want %d", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTokenOrder(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/tok"
+	if err := writeFile(file, "from-file\n"); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	f := &Factory{IO: Test(nil, nil, nil), Getenv: func(k string) string { return env[k] }, TokenFile: file}
+	if got, err := f.Token(); err != nil || got != "from-file" {
+		t.Errorf("token from --token-file: got %q, %v; want from-file", got, err)
+	}
+	env["GATECTL_TOKEN"] = "from-env"
+	if got, _ := f.Token(); got != "from-env" {
+		t.Errorf("GATECTL_TOKEN must win over --token-file: got %q", got)
+	}
+	f = &Factory{IO: Test(nil, nil, nil), Getenv: func(string) string { return "" }}
+	var ae *AuthError
+	if _, err := f.Token(); !errors.As(err, &ae) {
+		t.Errorf("no token: got %v, want an AuthError", err)
+	}
+}
+
+func writeFile(p, s string) error { return os.WriteFile(p, []byte(s), 0o600) }
