@@ -24,6 +24,13 @@ type Statement struct {
 	// Why says why the statement needs Access ("in a WITH query: DELETE
 	// changes data"), for messages; optional.
 	Why string
+	// Nested are the command tags of statements that run inside this one (a
+	// DELETE in a WITH query, the statement under EXPLAIN ANALYZE); rules
+	// match them as they match Tag.
+	Nested []string
+	// Opaque marks a statement that runs SQL nobody can inspect (DO, CALL,
+	// EXECUTE): every deny and approve rule on the target covers it.
+	Opaque bool
 }
 
 // needs says what level a statement needs and, when known, why:
@@ -109,10 +116,19 @@ func (p *Policy) Evaluate(pr Principal, target string, req Request, now time.Tim
 	if err != nil {
 		return Verdict{Decision: Deny, Message: err.Error()}
 	}
+	// A rule that names the statement decides first; a rule that covers an
+	// opaque statement only because it cannot be inspected waits until the
+	// access level has had its say, whose message is more precise.
+	var opaqueDeny *DenyRule
+	var opaqueWhy string
 	for _, r := range p.Denies {
-		if matchRule(r.Targets, r.Statements, target, req) {
+		ok, why := matchRule(r.Targets, r.Statements, target, req)
+		switch {
+		case ok && why == "":
 			return Verdict{Decision: Deny, Rule: r.ID, RulePos: r.Pos, Grant: g,
 				Message: fmt.Sprintf("denied by rule %q (%s): %s", r.ID, r.Pos, strings.TrimSpace(r.Message))}
+		case ok && opaqueDeny == nil:
+			opaqueDeny, opaqueWhy = r, why
 		}
 	}
 	for _, s := range req.Statements {
@@ -126,11 +142,18 @@ func (p *Policy) Evaluate(pr Principal, target string, req Request, now time.Tim
 				Message: fmt.Sprintf("grant %q gives %s access to %q; %s", g.ID, g.Access, target, needs(s))}
 		}
 	}
+	if r := opaqueDeny; r != nil {
+		return Verdict{Decision: Deny, Rule: r.ID, RulePos: r.Pos, Grant: g,
+			Message: fmt.Sprintf("denied by rule %q (%s): %s (%s)", r.ID, r.Pos, strings.TrimSpace(r.Message), opaqueWhy)}
+	}
 	masks := p.MaskRules(target)
 	for _, r := range p.Approves {
-		if matchRule(r.Targets, r.Statements, target, req) {
-			return Verdict{Decision: Hold, Rule: r.ID, RulePos: r.Pos, Grant: g, Approval: r, Masks: masks,
-				Message: fmt.Sprintf("held by rule %q (%s) until approved by %s", r.ID, r.Pos, strings.Join(r.Approvers, " or "))}
+		if ok, why := matchRule(r.Targets, r.Statements, target, req); ok {
+			msg := fmt.Sprintf("held by rule %q (%s) until approved by %s", r.ID, r.Pos, strings.Join(r.Approvers, " or "))
+			if why != "" {
+				msg += " (" + why + ")"
+			}
+			return Verdict{Decision: Hold, Rule: r.ID, RulePos: r.Pos, Grant: g, Approval: r, Masks: masks, Message: msg}
 		}
 	}
 	if len(masks) > 0 && allReads(req) {
@@ -172,19 +195,25 @@ func (p *Policy) IsAuditor(pr Principal) bool {
 }
 
 // matchRule reports whether a rule with these targets and statements covers
-// a statement of req on target.
-func matchRule(targets, stmts []string, target string, req Request) bool {
+// a statement of req on target. why is non-empty when an opaque statement is
+// covered only because it cannot be inspected (fail closed).
+func matchRule(targets, stmts []string, target string, req Request) (ok bool, why string) {
 	if !appliesTo(targets, target) {
-		return false
+		return false, ""
 	}
 	for _, s := range req.Statements {
 		for _, want := range stmts {
-			if TagMatches(want, s.Tag) {
-				return true
+			if TagMatches(want, s.Tag) || slices.ContainsFunc(s.Nested, func(tag string) bool { return TagMatches(want, tag) }) {
+				return true, ""
 			}
 		}
 	}
-	return false
+	for _, s := range req.Statements {
+		if s.Opaque {
+			return true, fmt.Sprintf("%s runs SQL the gateway cannot inspect, so every rule on %q applies to it", tagOr(s.Tag), target)
+		}
+	}
+	return false, ""
 }
 
 func appliesTo(targets []string, target string) bool {

@@ -46,6 +46,15 @@ type Statement struct {
 	ExplainAnalyze bool
 	// DoBlock is set for DO: an anonymous code block, opaque to the parser.
 	DoBlock bool
+	// Tags are the command tags of every statement that runs when this one
+	// does: Tag itself, then nested ones (a DELETE in a WITH query, the
+	// statement under EXPLAIN ANALYZE, a PREPARE's body). Rules that match
+	// statement classes must look at all of them.
+	Tags []string
+	// Opaque is set when the statement runs SQL the parser cannot see: a DO
+	// block, a CALL of a procedure, or an EXECUTE of a prepared statement.
+	// Rules must treat it as possibly any statement (fail closed).
+	Opaque bool
 	// Call is set for CALL of a procedure.
 	Call bool
 	// CopyToStdout is set for COPY … TO STDOUT: the rows go to the client

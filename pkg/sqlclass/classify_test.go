@@ -320,3 +320,40 @@ func TestClassifyRefuses(t *testing.T) {
 		t.Errorf("exactly MaxLen: got %v, want no error", err)
 	}
 }
+
+// TestClassifyNestedTags checks that every statement that runs is named in
+// Tags, so rules matching statement classes see through wrappers, and that
+// statements running SQL the parser cannot see are Opaque.
+func TestClassifyNestedTags(t *testing.T) {
+	tests := []struct {
+		name   string
+		sql    string
+		tags   []string
+		opaque bool
+	}{
+		{"plain", "SELECT 1", []string{"SELECT"}, false},
+		{"cte-delete", "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", []string{"SELECT", "DELETE"}, false},
+		{"explain-analyze-delete", "EXPLAIN ANALYZE DELETE FROM t", []string{"EXPLAIN", "DELETE"}, false},
+		{"explain-plan-only", "EXPLAIN DELETE FROM t", []string{"EXPLAIN"}, false},
+		{"prepare-body", "PREPARE p AS UPDATE t SET a = 1", []string{"PREPARE", "UPDATE"}, false},
+		{"insert-select-cte", "INSERT INTO a WITH x AS (DELETE FROM b RETURNING *) SELECT * FROM x", []string{"INSERT", "SELECT", "DELETE"}, false},
+		{"do-block", "DO $$ BEGIN EXECUTE 'DROP TABLE t'; END $$", []string{"DO"}, true},
+		{"call", "CALL p()", []string{"CALL"}, true},
+		{"execute", "EXECUTE p", []string{"EXECUTE"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := Classify(tt.sql)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := res.Statements[0]
+			if !slices.Equal(st.Tags, tt.tags) {
+				t.Errorf("Tags: got %q, want %q", st.Tags, tt.tags)
+			}
+			if st.Opaque != tt.opaque {
+				t.Errorf("Opaque: got %v, want %v", st.Opaque, tt.opaque)
+			}
+		})
+	}
+}

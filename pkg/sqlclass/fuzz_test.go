@@ -32,6 +32,10 @@ func FuzzClassify(f *testing.F) {
 			if st.Reason == "" {
 				t.Errorf("statement %d (%q): empty reason", i, st.Text)
 			}
+			// Rules match Tags: the statement's own tag must be among them.
+			if len(st.Tags) == 0 || st.Tags[0] != st.Tag {
+				t.Errorf("statement %d (%q): Tags %q do not start with its tag %q", i, st.Text, st.Tags, st.Tag)
+			}
 			want = max(want, st.Level)
 		}
 		if got := res.Level; got != want {

@@ -65,6 +65,7 @@ func (w *walker) visit(msg protoreflect.ProtoMessage, sc scope) scope {
 		// statement, a PREPARE's body, a COPY query, a WITH query), raises
 		// the level to what its type needs.
 		if isStatement(x) && !sc.planOnly {
+			addUnique(&st.Tags, commandTag(x))
 			l, reason := statementLevel(x)
 			if sc.inCTE {
 				reason = "in a WITH query: " + reason
@@ -100,12 +101,13 @@ func (w *walker) visit(msg protoreflect.ProtoMessage, sc scope) scope {
 		}
 	case *pg_query.ExecuteStmt:
 		st.Prepared = x.GetName()
+		st.Opaque = true
 	case *pg_query.PrepareStmt:
 		st.Prepared = x.GetName()
 	case *pg_query.DoStmt:
-		st.DoBlock = true
+		st.DoBlock, st.Opaque = true, true
 	case *pg_query.CallStmt:
-		st.Call = true
+		st.Call, st.Opaque = true, true
 	case *pg_query.CopyStmt:
 		if x.GetIsFrom() {
 			w.markWritten(x.GetRelation())

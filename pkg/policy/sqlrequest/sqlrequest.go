@@ -29,7 +29,12 @@ func FromResult(sql string, res *sqlclass.Result) (policy.Request, error) {
 		if err != nil {
 			return policy.Request{Text: sql}, err
 		}
-		req.Statements[i] = policy.Statement{Tag: st.Tag, Access: a, Why: st.Reason}
+		req.Statements[i] = policy.Statement{Tag: st.Tag, Access: a, Why: st.Reason, Opaque: st.Opaque}
+		for _, t := range st.Tags {
+			if t != st.Tag {
+				req.Statements[i].Nested = append(req.Statements[i].Nested, t)
+			}
+		}
 	}
 	return req, nil
 }
