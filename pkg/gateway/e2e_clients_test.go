@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -107,6 +108,14 @@ func runClient(t *testing.T, environ []string, name string, args ...string) (cod
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Env = environ
+	// A client that hangs is a bug in the gateway: show where every
+	// goroutine of the in-process gateway stands before killing it.
+	cmd.Cancel = func() error {
+		var dump bytes.Buffer
+		pprof.Lookup("goroutine").WriteTo(&dump, 1)
+		t.Logf("%s did not finish in time; gateway goroutines:\n%s", name, dump.String())
+		return cmd.Process.Kill()
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err = cmd.Run()

@@ -146,10 +146,18 @@ func (c *conduit) forward(n int) error {
 	return nil
 }
 
-// skip drops the current message.
+// skip drops the current message without buffering it whole.
 func (c *conduit) skip(n int) error {
-	_, err := c.whole(n)
-	return err
+	size := n + 5
+	for size > 0 {
+		chunk, err := c.fill(min(size, c.r.Size()))
+		if err != nil {
+			return err
+		}
+		c.r.Discard(len(chunk))
+		size -= len(chunk)
+	}
+	return nil
 }
 
 // write sends bytes to the output peer.

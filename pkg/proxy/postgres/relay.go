@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"time"
 )
 
@@ -141,7 +143,30 @@ func (ss *session) targetLoop() {
 		ss.be.w.Write(appendFatal(nil, ss.fatalErr))
 		ss.be.w.Flush()
 	}
+	if ss.reason == reasonTooLarge || ss.reason == reasonProtocolError {
+		lingerClose(ss.client)
+		return
+	}
 	ss.client.Close()
+}
+
+// Bounds of lingerClose.
+const (
+	lingerTime = 2 * time.Second
+	lingerMax  = 16 << 20
+)
+
+// lingerClose closes a client connection that may still be sending (the
+// rest of an oversized message): it stops writing, then reads and drops what
+// the client still sends for a bounded time and size, so the client's write
+// completes and it reads the error instead of a connection reset.
+func lingerClose(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	c.SetReadDeadline(time.Now().Add(lingerTime))
+	io.CopyN(io.Discard, c, lingerMax)
+	c.Close()
 }
 
 // targetLost is the error a client sees when the target connection fails.

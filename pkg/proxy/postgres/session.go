@@ -160,12 +160,14 @@ func (s *Server) startSession(t *tracked, n negotiated, r *bufio.Reader, w *bufi
 			ApplicationName: p.params["application_name"], Start: time.Now(),
 		},
 	}
+	// Registered before the client learns it is logged in, so a Shutdown
+	// from then on ends it as a session.
+	s.register(t, sess)
 	if err := sess.greet(w); err != nil {
 		up.conn.Close()
 		cancel()
 		return nil, err
 	}
-	s.register(t, sess)
 	return sess, nil
 }
 
