@@ -35,7 +35,7 @@ demo: deps
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./pkg/proxy/postgres/ ./pkg/sqlclass/ ./pkg/audit/
-	$(GO) run ./cmd/gatectl-bench
+	$(GO) run ./cmd/gatectl-bench $(BENCH_FLAGS)
 
 # fuzz runs every fuzz target for FUZZTIME each (the corpus lives in testdata/fuzz).
 FUZZTIME ?= 30s

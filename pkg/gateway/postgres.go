@@ -43,7 +43,7 @@ func (g *Gateway) startPostgres() error {
 	}
 	g.trackServer(srv)
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, pgproxy.ErrServerClosed) {
 			g.log.Error("PostgreSQL listener stopped", "err", err)
 		}
 	}()
@@ -73,6 +73,9 @@ func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pg
 		return nil, &pgproxy.AccessError{Msg: "the gateway cannot write its audit log, so it accepts no sessions; an admin must check the gateway log"}
 	}
 	detail := map[string]string{"via": "postgres", "remote": req.Remote.String(), "tls": strconv.FormatBool(req.TLS)}
+	if req.Reason != "" {
+		detail["reason"] = truncate(req.Reason, 1024)
+	}
 	if req.Token == "" {
 		g.record(audit.Event{Action: "auth.refuse", Decision: "deny", Target: req.Database, Reason: "no token", PolicyCommit: pol.Commit, Detail: detail})
 		return nil, &pgproxy.AuthError{Msg: "authentication required: send your OIDC token as the password (PGPASSWORD=$(gatectl token))"}
@@ -123,7 +126,7 @@ func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pg
 			TLSMode: upstreamTLSMode(t),
 		},
 		Checker:  &pgChecker{g: g, principal: pr, target: t.Name},
-		Observer: &pgObserver{g: g, commit: pol.Commit, principal: pr.String(), target: t.Name},
+		Observer: &pgObserver{g: g, commit: pol.Commit, principal: pr.String(), target: t.Name, reason: truncate(req.Reason, 1024)},
 	}, nil
 }
 
@@ -234,13 +237,18 @@ type pgObserver struct {
 	g                 *Gateway
 	commit            string
 	principal, target string
+	reason            string // the caller's --reason, if any
 }
 
 func (o *pgObserver) SessionStart(s pgproxy.SessionInfo) {
+	d := map[string]string{
+		"grant": s.GrantID, "access": s.Access, "remote": addrString(s.Remote), "tls": strconv.FormatBool(s.TLS), "application": s.ApplicationName,
+	}
+	if o.reason != "" {
+		d["reason"] = o.reason
+	}
 	o.g.record(audit.Event{Time: s.Start, Action: "session.start", Decision: "allow", Principal: s.Principal, Target: s.Target,
-		Session: s.ID, PolicyCommit: o.commit, Detail: map[string]string{
-			"grant": s.GrantID, "access": s.Access, "remote": addrString(s.Remote), "tls": strconv.FormatBool(s.TLS), "application": s.ApplicationName,
-		}})
+		Session: s.ID, PolicyCommit: o.commit, Reason: o.reason, Detail: d})
 }
 
 func (o *pgObserver) Statement(e pgproxy.StatementEvent) {

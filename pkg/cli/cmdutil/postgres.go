@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/gatectl/gatectl/pkg/client"
+	pgproxy "github.com/gatectl/gatectl/pkg/proxy/postgres"
 )
 
 // GatewayPG holds what is needed to open a PostgreSQL session through the
@@ -40,7 +41,7 @@ func (f *Factory) GatewayPostgres(ctx context.Context) (*GatewayPG, error) {
 
 // Config is a pgconn config for target through the gateway, over TLS
 // verified against the system roots and GATECTL_CA.
-func (g *GatewayPG) Config(target, application string) (*pgconn.Config, error) {
+func (g *GatewayPG) Config(target, application, reason string) (*pgconn.Config, error) {
 	host, port, err := net.SplitHostPort(g.Addr)
 	if err != nil {
 		return nil, err
@@ -57,6 +58,9 @@ func (g *GatewayPG) Config(target, application string) (*pgconn.Config, error) {
 	}
 	cfg.Database, cfg.User, cfg.Password = target, user, g.Token
 	cfg.RuntimeParams = map[string]string{"application_name": application}
+	if reason != "" {
+		cfg.RuntimeParams[pgproxy.ReasonParam] = reason
+	}
 	cfg.Fallbacks = nil
 	cfg.TLSConfig, err = client.TLSConfig(g.CA, host)
 	return cfg, err

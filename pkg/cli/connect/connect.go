@@ -22,6 +22,7 @@ import (
 
 	"github.com/gatectl/gatectl/pkg/cli/cmdutil"
 	"github.com/gatectl/gatectl/pkg/client"
+	pgproxy "github.com/gatectl/gatectl/pkg/proxy/postgres"
 )
 
 // Options are the flags and arguments of `gatectl connect`.
@@ -29,6 +30,7 @@ type Options struct {
 	F      *cmdutil.Factory
 	Target string
 	Port   int
+	Reason string
 	Client []string // after --
 }
 
@@ -36,7 +38,7 @@ type Options struct {
 func NewCmd(f *cmdutil.Factory) *cobra.Command {
 	opts := &Options{F: f}
 	cmd := &cobra.Command{
-		Use:   "connect <target> [--port N] [-- CLIENT ARGS...]",
+		Use:   "connect <target> [--port N] [--reason TEXT] [-- CLIENT ARGS...]",
 		Short: "Open a local listener for a native client to reach a target",
 		Long: `Listen on 127.0.0.1 for a native client (psql, pgbench, an IDE) and carry its
 connections to the target through the gateway with your token: the local
@@ -63,6 +65,7 @@ PGPORT and PGDATABASE set, and stop when it exits (with its exit code).`,
 		},
 	}
 	cmd.Flags().IntVar(&opts.Port, "port", 0, "local port to listen on (default: any free port)")
+	cmd.Flags().StringVar(&opts.Reason, "reason", "", "why you connect; recorded in the audit log of each session")
 	return cmd
 }
 
@@ -82,7 +85,7 @@ func run(ctx context.Context, opts *Options) error {
 		return fmt.Errorf("listen on 127.0.0.1:%d: %w (pick another --port)", opts.Port, err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	p := &localProxy{f: f, gateway: gpg.Addr, tls: tlsCfg, target: opts.Target}
+	p := &localProxy{f: f, gateway: gpg.Addr, tls: tlsCfg, target: opts.Target, reason: opts.Reason}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -137,6 +140,7 @@ type localProxy struct {
 	gateway string
 	tls     *tls.Config
 	target  string
+	reason  string
 }
 
 func (p *localProxy) serve(ctx context.Context, ln net.Listener) {
@@ -194,6 +198,9 @@ func (p *localProxy) handle(ctx context.Context, local net.Conn) error {
 		params[k] = v
 	}
 	params["database"] = p.target
+	if p.reason != "" {
+		params[pgproxy.ReasonParam] = p.reason
+	}
 	fe := pgproto3.NewFrontend(upstream, upstream)
 	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: params})
 	if err := fe.Flush(); err != nil {

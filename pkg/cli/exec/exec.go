@@ -19,13 +19,14 @@ type Options struct {
 	Target  string
 	Command string // -c
 	File    string // -f
+	Reason  string
 }
 
 // NewCmd returns `gatectl exec`.
 func NewCmd(f *cmdutil.Factory) *cobra.Command {
 	opts := &Options{F: f}
 	cmd := &cobra.Command{
-		Use:   "exec <target> (-c STATEMENT | -f FILE)",
+		Use:   "exec <target> [--reason TEXT] (-c STATEMENT | -f FILE)",
 		Short: "Run statements on a target through the gateway",
 		Long: `Run one request on a target through the gateway, as you: the gateway checks
 your grant and its rules, injects the target's credential, and audits it.
@@ -33,6 +34,7 @@ Results go to stdout as a table on a terminal, TSV otherwise, or --output
 json|csv. A refusal by policy exits 3 and names the grant or rule.`,
 		Example: `  $ gatectl exec orders -c "SELECT id, status FROM orders LIMIT 5"
   $ gatectl exec orders -f report.sql --output csv > report.csv
+  $ gatectl exec orders --reason "INC-42: refund" -c "SELECT * FROM orders WHERE id = 7"
   $ gatectl exec orders -c "SELECT count(*) FROM customers" --output json`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
@@ -50,6 +52,7 @@ json|csv. A refusal by policy exits 3 and names the grant or rule.`,
 	}
 	cmd.Flags().StringVarP(&opts.Command, "command", "c", "", "statement(s) to run")
 	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "file of statements to run (- for stdin)")
+	cmd.Flags().StringVar(&opts.Reason, "reason", "", "why you run this; recorded in the audit log")
 	return cmd
 }
 
@@ -77,7 +80,7 @@ func run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := gpg.Config(opts.Target, "gatectl exec")
+	cfg, err := gpg.Config(opts.Target, "gatectl exec", opts.Reason)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,10 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, req AuthRequest) (*Session, error)
 }
 
+// ReasonParam is the startup parameter in which gatectl's clients send the
+// caller's reason for a session. It is not forwarded to the target.
+const ReasonParam = "gatectl.reason"
+
 // AuthRequest is what a client presented at startup.
 type AuthRequest struct {
 	// Token is the password the client sent: an OIDC token. It must never be
@@ -26,6 +30,10 @@ type AuthRequest struct {
 	// User is the startup "user" parameter; informational only.
 	User            string
 	ApplicationName string
+	// Reason is the caller's stated reason for the session (`gatectl exec
+	// --reason`), from the startup parameter ReasonParam; it is for audit
+	// and never reaches the target.
+	Reason string
 	Remote          net.Addr
 	// TLS reports whether the client connection is encrypted.
 	TLS bool

@@ -131,6 +131,7 @@ func (s *Server) startSession(t *tracked, n negotiated, r *bufio.Reader, w *bufi
 		Database:        database,
 		User:            p.params["user"],
 		ApplicationName: p.params["application_name"],
+		Reason:          p.params[ReasonParam],
 		Remote:          n.conn.RemoteAddr(),
 		TLS:             n.tls,
 	})
