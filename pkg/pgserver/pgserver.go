@@ -7,6 +7,7 @@ package pgserver
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -26,8 +27,15 @@ type Options struct {
 	// HBA lines are put before the default rules of pg_hba.conf, e.g.
 	// "host all md5user 127.0.0.1/32 md5".
 	HBA []string
-	// Settings are extra postgresql.conf lines.
+	// Settings are extra postgresql.conf lines; they come after the ones
+	// Start writes, so they override them.
 	Settings []string
+	// SSL turns on TLS with a throwaway CA made for this server: its
+	// certificate is valid for 127.0.0.1 and localhost, and Server.CACertPEM
+	// and Server.CertPool let clients verify it. The default pg_hba.conf
+	// rules accept TCP logins with and without TLS; add hostnossl … reject
+	// lines to HBA to require it.
+	SSL bool
 }
 
 // Server is a running throwaway PostgreSQL. The superuser "postgres"
@@ -39,9 +47,13 @@ type Server struct {
 	SocketDir string
 	Port      int
 	Version   string // major version, e.g. "15"
+	// CACertPEM is the PEM certificate of the CA that signed the server's
+	// certificate when Options.SSL is set; nil otherwise.
+	CACertPEM []byte
 
 	bin   string
-	owner *user.User // non-nil when the server runs as another OS user
+	owner *user.User        // non-nil when the server runs as another OS user
+	ca    *x509.Certificate // parsed CACertPEM
 }
 
 // Installed reports whether a PostgreSQL server installation was found, and
@@ -136,6 +148,13 @@ func (s *Server) start(ctx context.Context, opts Options) error {
 	if err := s.writeOwned(filepath.Join(data, "pg_hba.conf"), hba.Bytes()); err != nil {
 		return err
 	}
+	var sslConf []string
+	if opts.SSL {
+		var err error
+		if sslConf, err = s.setupSSL(data); err != nil {
+			return err
+		}
+	}
 
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
@@ -151,6 +170,7 @@ func (s *Server) start(ctx context.Context, opts Options) error {
 			"max_connections = 200",
 			"password_encryption = 'scram-sha-256'",
 		}
+		conf = append(conf, sslConf...)
 		conf = append(conf, opts.Settings...)
 		if err := s.writeOwned(filepath.Join(data, "postgresql.auto.conf"), []byte(strings.Join(conf, "\n")+"\n")); err != nil {
 			return err

@@ -34,7 +34,7 @@ type AuthRequest struct {
 	// --reason`), from the startup parameter ReasonParam; it is for audit
 	// and never reaches the target.
 	Reason string
-	Remote          net.Addr
+	Remote net.Addr
 	// TLS reports whether the client connection is encrypted.
 	TLS bool
 }
