@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -33,6 +34,7 @@ type options struct {
 	sslmode      string // the gateway path's sslmode
 	pgbouncer    string // path of the pgbouncer binary
 	verbose      bool
+	cpuprofile   string // write the harness's (and so the gateway's) CPU profile here
 }
 
 func main() {
@@ -63,6 +65,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// deferred cleanup below removes everything the run started.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	if opts.cpuprofile != "" {
+		f, err := os.Create(opts.cpuprofile)
+		if err != nil {
+			fmt.Fprintln(stderr, "gatectl-bench:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "gatectl-bench:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	b, err := setup(ctx, opts, logger, stderr)
 	if b != nil {
@@ -102,6 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.sslmode, "gateway-sslmode", "verify-full", "sslmode of the gateway path (verify-full, require or disable; direct and pgbouncer are plaintext)")
 	fs.StringVar(&o.pgbouncer, "pgbouncer", "/usr/sbin/pgbouncer", "pgbouncer binary; the pgbouncer path is skipped when it is missing")
 	fs.BoolVar(&o.verbose, "v", false, "show the gateway's info logs")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process, which runs the gateway, to `file`")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: gatectl-bench [flags]
 

@@ -19,6 +19,9 @@ func TestStartPsqlStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := s.Dir
+	if s.CACertPEM != nil || s.CertPool() != nil {
+		t.Error("a server started without SSL has a CA")
+	}
 	out, err := s.Psql(ctx, "postgres", "CREATE ROLE app LOGIN PASSWORD 'pw'; SELECT 40 + 2;")
 	if err != nil {
 		t.Fatal(err)

@@ -32,6 +32,10 @@ var forwardedParams = map[string]bool{
 	"search_path":        true,
 }
 
+// cleartextRefused is how pgconn reports a refused request for the
+// cleartext password (see RequireAuth in upstreamConfig).
+const cleartextRefused = "server requested password authentication"
+
 // upstreamConn is a logged-in target connection taken over from pgconn.
 type upstreamConn struct {
 	conn       net.Conn
@@ -45,7 +49,9 @@ type upstreamConn struct {
 }
 
 // upstreamConfig builds the pgconn configuration for u. It never reads the
-// client's parameters beyond forwardedParams.
+// client's parameters beyond forwardedParams, nor lets libpq environment
+// variables of the gateway's process change how it connects. Without TLS it
+// refuses a target's request for the cleartext password.
 func upstreamConfig(u Upstream, client map[string]string) (*pgconn.Config, error) {
 	host, portText, err := net.SplitHostPort(u.Address)
 	if err != nil {
@@ -67,9 +73,19 @@ func upstreamConfig(u Upstream, client map[string]string) (*pgconn.Config, error
 	cfg.ValidateConnect, cfg.AfterConnect = nil, nil
 	cfg.SSLNegotiation = ""
 	cfg.MinProtocolVersion, cfg.MaxProtocolVersion = "3.0", "3.0"
+	// The libpq defaults, not whatever PGCHANNELBINDING or PGSSLCERTMODE say:
+	// the gateway presents no client certificate.
+	cfg.ChannelBinding, cfg.SSLCertMode = "prefer", "allow"
+	// Accept every authentication method the target asks for, whatever
+	// PGREQUIREAUTH says; "disable" narrows this below.
+	cfg.RequireAuth = ""
 	switch u.TLSMode {
 	case "disable":
 		cfg.TLSConfig = nil
+		// Fail closed: a target (or anyone in the path) asking for the
+		// cleartext password over an unencrypted connection is refused
+		// before the password is sent. md5 and SCRAM never send it.
+		cfg.RequireAuth = "!password"
 	case "require":
 		// Encrypt without verifying, as libpq's sslmode=require does.
 		cfg.TLSConfig = &tls.Config{InsecureSkipVerify: true, ServerName: host, MinVersion: tls.VersionTLS12}
@@ -99,7 +115,11 @@ func dialUpstream(ctx context.Context, u Upstream, client map[string]string) (*u
 	defer cancel()
 	pc, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, errors.New(redact(err.Error(), u.Password))
+		msg := redact(err.Error(), u.Password)
+		if cfg.TLSConfig == nil && strings.Contains(msg, cleartextRefused) {
+			msg += "; the gateway never sends a password unencrypted: set the target's TLS mode to require or verify-full, or use scram-sha-256 in its pg_hba.conf"
+		}
+		return nil, errors.New(msg)
 	}
 	// The connection is idle right after Connect, so Hijack is safe without
 	// the extra round trip of SyncConn.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/gatectl/gatectl/pkg/audit"
 )
@@ -32,4 +33,34 @@ func BenchmarkRecordDurable(b *testing.B) {
 	if err := l.Close(context.Background()); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// BenchmarkAppend measures the store's share of auditing a statement: one
+// Append of a 256-event batch shaped like the gateway's statement events.
+func BenchmarkAppend(b *testing.B) {
+	db, err := Open(filepath.Join(b.TempDir(), "gatectl.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	st := db.Audit()
+	const batch = 256
+	events := make([]audit.Event, batch)
+	seq := int64(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j := range events {
+			seq++
+			events[j] = audit.Event{Seq: seq, Time: t0.Add(time.Duration(seq)), Principal: "service:etl", Action: "statement",
+				Target: "orders", Decision: "allow", PolicyCommit: "3f2a9c1d3f2a9c1d3f2a9c1d3f2a9c1d3f2a9c1d", Session: "s-0011223344556677",
+				Detail: map[string]string{"text": "SELECT abalance FROM pgbench_accounts WHERE aid = $1;", "kind": "execute", "class": "SELECT",
+					"rows": "1", "duration_us": "93", "tag": "SELECT"},
+				Prev: "0000000000000000000000000000000000000000000000000000000000000000", Hash: "1111111111111111111111111111111111111111111111111111111111111111"}
+		}
+		if err := st.Append(context.Background(), events); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/event")
 }
