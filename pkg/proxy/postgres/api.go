@@ -60,6 +60,8 @@ type Upstream struct {
 	Password string // never logged, never sent to the client
 	// TLSMode is "disable", "require" (encrypt, do not verify) or
 	// "verify-full" (verify the chain against RootCAs and the host name).
+	// With "disable" a target that asks for a cleartext password is refused
+	// before the password is sent (fail closed).
 	TLSMode string
 	// RootCAs verifies the target's certificate in verify-full mode; nil means
 	// the system roots.
