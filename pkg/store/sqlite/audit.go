@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -177,17 +178,63 @@ func scanQuery(f audit.Filter) (string, []any) {
 	return q.String(), args
 }
 
-// encodeDetail stores Detail as a JSON object (keys sorted), or NULL when
-// it is empty, so that it stays readable with the sqlite3 shell.
+// encodeDetail stores Detail as a JSON object with sorted keys, or NULL
+// when it is empty, so that it stays readable with the sqlite3 shell. It is
+// on the audit writer's per-event path, so it appends into one buffer
+// instead of going through reflection; decodeDetail reads it back with
+// encoding/json.
 func encodeDetail(d map[string]string) (any, error) {
 	if len(d) == 0 {
 		return nil, nil
 	}
-	b, err := json.Marshal(d)
-	if err != nil {
-		return nil, fmt.Errorf("encode detail: %w", err)
+	var keysBuf [16]string
+	keys := keysBuf[:0]
+	for k := range d {
+		keys = append(keys, k)
 	}
+	slices.Sort(keys)
+	b := make([]byte, 0, 256)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, d[k])
+	}
+	b = append(b, '}')
 	return string(b), nil
+}
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 cannot occur:
+// the audit log replaces it before events reach the store.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 func decodeDetail(s sql.NullString) (map[string]string, error) {

@@ -387,3 +387,25 @@ func TestExport(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodeDetailMatchesEncodingJSON checks the hand-written encoder
+// against encoding/json, whose output it must equal byte for byte.
+func TestEncodeDetailMatchesEncodingJSON(t *testing.T) {
+	for _, d := range []map[string]string{
+		{"text": "SELECT 1", "rows": "1"},
+		{"q": "a \"quoted\" \\ back\nslash\ttab\r\x00\x1f <html> & more", "z": "ünïcødé ✓", "a": ""},
+		{"k\"ey": "v"},
+	} {
+		got, err := encodeDetail(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(d)
+		if got != string(want) {
+			t.Errorf("encodeDetail(%q):\n got %s\nwant %s", d, got, want)
+		}
+	}
+	if got, _ := encodeDetail(nil); got != nil {
+		t.Errorf("encodeDetail(nil): got %v, want nil", got)
+	}
+}
