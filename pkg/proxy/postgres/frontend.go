@@ -44,6 +44,7 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 		s.queue.push(entry{kind: entrySync})
 		return s.fe.forward(n)
 	case 'X':
+		s.terminating.Store(true)
 		if err := s.fe.forward(n); err != nil {
 			return err
 		}

@@ -129,9 +129,13 @@ func (ss *session) targetLoop() {
 			continue
 		}
 		var we *writeError
-		if errors.As(err, &we) {
+		switch {
+		case errors.As(err, &we):
 			ss.end(reasonClientGone, nil)
-		} else {
+		case ss.terminating.Load():
+			// The target closed because the client said goodbye.
+			ss.end(reasonTerminate, nil)
+		default:
 			ss.end(reasonTargetLost, ss.targetLost())
 		}
 		break

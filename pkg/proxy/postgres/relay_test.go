@@ -407,3 +407,20 @@ func readUntilReady(t *testing.T, fe *pgproto3.Frontend) []pgproto3.BackendMessa
 		}
 	}
 }
+
+// TestTerminateIsNotTargetLost checks that a client saying goodbye ends the
+// session as client-terminate: the target closing right after the forwarded
+// Terminate raced the client side and was once reported as a lost target.
+func TestTerminateIsNotTargetLost(t *testing.T) {
+	g := startGateway(t, gatewayOptions{})
+	for i := range 40 {
+		conn := g.connect(t, nil)
+		if _, err := conn.Exec(context.Background(), "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close(context.Background())
+		if stats := <-g.rec.ends; stats.Reason != reasonTerminate {
+			t.Fatalf("session %d: got end reason %q, want %q", i, stats.Reason, reasonTerminate)
+		}
+	}
+}

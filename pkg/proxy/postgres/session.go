@@ -12,6 +12,7 @@ import (
 	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -51,9 +52,12 @@ type session struct {
 	statements int64
 	refused    int64
 
-	endOnce  sync.Once
-	reason   string
-	fatalErr *clientError
+	endOnce sync.Once
+	// terminating is set once the client's Terminate is on its way to the
+	// target, so the target closing after it is not taken for a lost target.
+	terminating atomic.Bool
+	reason      string
+	fatalErr    *clientError
 }
 
 // serveConn runs one client connection from accept to close.
