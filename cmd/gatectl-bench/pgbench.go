@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gatectl/gatectl/pkg/pgserver"
 )
 
 // path is one way to reach the benchmark database: direct, through the
@@ -34,7 +36,7 @@ func (p path) libpqEnv(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := append(cleanEnv(), "PGPASSWORD="+pw, "PGSSLMODE="+p.sslmode)
+	env := append(pgserver.Environ(), "PGPASSWORD="+pw, "PGSSLMODE="+p.sslmode)
 	if p.sslrootcert != "" {
 		env = append(env, "PGSSLROOTCERT="+p.sslrootcert)
 	}

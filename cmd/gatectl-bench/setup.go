@@ -114,7 +114,7 @@ func (b *bench) initPgbench(ctx context.Context) error {
 	pg := b.env.PG
 	cmd := exec.CommandContext(ctx, b.pgbench, "-i", "-q", "-s", fmt.Sprint(b.opts.scale),
 		"-h", pg.SocketDir, "-p", fmt.Sprint(pg.Port), "-U", "postgres", benchDB)
-	cmd.Env = cleanEnv()
+	cmd.Env = pgserver.Environ()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("pgbench -i: %w\n%s", err, tail(string(out), 10))
 	}
@@ -172,51 +172,14 @@ func newHTTPClient(caFile string) (*http.Client, error) {
 	return &http.Client{Transport: tr}, nil
 }
 
-// tempDir creates the run's temporary directory. As root, pgbouncer runs
-// as the postgres OS user, which must reach the directory, so it then lives
-// under /tmp when TMPDIR is not open to other users.
+// tempDir creates the run's temporary directory, reachable by the postgres
+// OS user that runs pgbouncer when we are root.
 func tempDir() (string, error) {
-	base := os.TempDir()
-	if os.Geteuid() == 0 && !traversable(base) {
-		base = "/tmp"
-	}
-	dir, err := os.MkdirTemp(base, "gatectl-bench-")
+	dir, err := pgserver.MkdirShared("gatectl-bench-")
 	if err != nil {
 		return "", fmt.Errorf("create a temporary directory: %w", err)
 	}
 	return dir, nil
-}
-
-// traversable reports whether every directory from / to dir lets other
-// users through.
-func traversable(dir string) bool {
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return false
-	}
-	for {
-		st, err := os.Stat(dir)
-		if err != nil || st.Mode().Perm()&0o001 == 0 {
-			return false
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return true
-		}
-		dir = parent
-	}
-}
-
-// cleanEnv is the process environment without libpq's PG* variables, so
-// nothing set for another server leaks into a measured connection.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PG") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 // tail is the last n lines of s.

@@ -94,14 +94,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	// As root the server runs as the postgres OS user, which must be able
-	// to reach the directory: test temp dirs (and testscript's TMPDIR) are
-	// 0700 and owned by root, so fall back to /tmp for those.
-	base := os.TempDir()
-	if os.Geteuid() == 0 && !traversable(base) {
-		base = "/tmp"
-	}
-	dir, err := os.MkdirTemp(base, "gatectl-pg-")
+	dir, err := MkdirShared("gatectl-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("create PostgreSQL directory: %w", err)
 	}
@@ -202,7 +195,7 @@ func (s *Server) SuperuserDSN(db string) string {
 func (s *Server) Psql(ctx context.Context, db, sql string) (string, error) {
 	cmd := exec.CommandContext(ctx, s.tool("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
 		"-h", s.SocketDir, "-p", strconv.Itoa(s.Port), "-U", "postgres", "-d", db)
-	cmd.Env = cleanEnv()
+	cmd.Env = Environ()
 	cmd.Stdin = strings.NewReader(sql)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -246,7 +239,7 @@ func (s *Server) run(ctx context.Context, name string, args ...string) ([]byte, 
 	// pg_ctl forks the postmaster; give it its own process group so a
 	// Ctrl-C meant for gatectl does not reach it before Stop runs.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = cleanEnv()
+	cmd.Env = Environ()
 	if s.owner != nil {
 		uid, _ := strconv.ParseUint(s.owner.Uid, 10, 32)
 		gid, _ := strconv.ParseUint(s.owner.Gid, 10, 32)
@@ -267,9 +260,22 @@ func (s *Server) run(ctx context.Context, name string, args ...string) ([]byte, 
 	return out, err
 }
 
-// cleanEnv is the process environment without libpq's PG* variables, which
-// are meant for other servers (an empty PGPORT even breaks initdb).
-func cleanEnv() []string {
+// MkdirShared creates a new temporary directory that the postgres OS user
+// can reach: as root, servers (PostgreSQL, pgbouncer) run as that user, and
+// test temp dirs (and testscript's TMPDIR) are 0700 and owned by root, so it
+// falls back to /tmp for those.
+func MkdirShared(prefix string) (string, error) {
+	base := os.TempDir()
+	if os.Geteuid() == 0 && !traversable(base) {
+		base = "/tmp"
+	}
+	return os.MkdirTemp(base, prefix)
+}
+
+// Environ is the process environment without libpq's PG* variables, which
+// are meant for other servers (an empty PGPORT even breaks initdb): use it
+// for PostgreSQL programs run against a throwaway server.
+func Environ() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PG") {

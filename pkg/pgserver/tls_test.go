@@ -71,7 +71,7 @@ func TestSSLVerifyFullWithPsql(t *testing.T) {
 			conn := tt.conn + " port=" + port + " user=app dbname=postgres"
 			cmd := exec.CommandContext(ctx, s.tool("psql"), "-X", "-A", "-t", "-d", conn,
 				"-c", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-			cmd.Env = append(cleanEnv(), "PGPASSWORD="+password)
+			cmd.Env = append(Environ(), "PGPASSWORD="+password)
 			var out, errb bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &errb
 			err := cmd.Run()
