@@ -89,7 +89,7 @@ func Classify(sql string) (*Result, error) {
 	if strings.IndexByte(sql, 0) >= 0 {
 		return nil, errors.New("statement contains a NUL byte and cannot be classified; remove it")
 	}
-	tree, err := pg_query.Parse(sql)
+	tree, err := parse(sql)
 	if err != nil {
 		// Fail closed: what PostgreSQL's own grammar rejects is refused.
 		return nil, fmt.Errorf("parse SQL (unparseable statements are refused): %w", err)
