@@ -26,10 +26,11 @@ deps:
 	  for s in postgresql pgbouncer; do $(SUDO) systemctl disable --now $$s >/dev/null 2>&1 || true; done; \
 	else echo "deps: all of $(DEB_PKGS) installed"; fi
 
+# test also runs the classifier without cgo: the cross-compiled release
+# builds use the WebAssembly build of the parser.
 test: deps
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 12m $(PKGS)
-	# the cross-compiled release builds classify SQL with the WebAssembly parser
 	CGO_ENABLED=0 $(GO) test -count=1 ./pkg/sqlclass/
 
 demo: deps
