@@ -115,7 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.scale, "scale", 10, "pgbench scale factor (-i -s)")
 	fs.IntVar(&o.rows, "rows", 200000, "rows in the streamed result")
 	fs.IntVar(&o.streamRounds, "stream-rounds", 3, "stream rounds per path, interleaved (0 to skip the stream)")
-	fs.StringVar(&o.sslmode, "gateway-sslmode", "verify-full", "sslmode of the gateway path (verify-full, require or disable; direct and pgbouncer are plaintext)")
+	fs.StringVar(&o.sslmode, "gateway-sslmode", "disable", "sslmode of the gateway path: disable (default: plaintext like the direct and pgbouncer paths, to compare like with like), require or verify-full to include TLS")
 	fs.StringVar(&o.pgbouncer, "pgbouncer", "/usr/sbin/pgbouncer", "pgbouncer binary; the pgbouncer path is skipped when it is missing")
 	fs.BoolVar(&o.verbose, "v", false, "show the gateway's info logs")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process, which runs the gateway, to `file`")
