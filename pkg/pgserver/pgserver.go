@@ -94,11 +94,16 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	reapOrphans(sharedBase(), bin)
 	dir, err := MkdirShared("gatectl-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("create PostgreSQL directory: %w", err)
 	}
 	s := &Server{Dir: dir, SocketDir: filepath.Join(dir, "sock"), bin: bin, Version: strconv.Itoa(majorOf(bin))}
+	if err := s.writeOwner(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	if err := s.start(ctx, opts); err != nil {
 		s.Stop()
 		return nil, err
@@ -114,9 +119,9 @@ func (s *Server) start(ctx context.Context, opts Options) error {
 		return err
 	}
 	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
+		u, err := serverOwner()
 		if err != nil {
-			return errors.New("running as root needs the `postgres` OS user to run PostgreSQL; install the postgresql package (`make deps`)")
+			return err
 		}
 		s.owner = u
 		uid, _ := strconv.Atoi(u.Uid)
@@ -265,11 +270,24 @@ func (s *Server) run(ctx context.Context, name string, args ...string) ([]byte, 
 // test temp dirs (and testscript's TMPDIR) are 0700 and owned by root, so it
 // falls back to /tmp for those.
 func MkdirShared(prefix string) (string, error) {
+	return os.MkdirTemp(sharedBase(), prefix)
+}
+
+func sharedBase() string {
 	base := os.TempDir()
 	if os.Geteuid() == 0 && !traversable(base) {
 		base = "/tmp"
 	}
-	return os.MkdirTemp(base, prefix)
+	return base
+}
+
+// serverOwner is the OS user that runs the server when we are root.
+func serverOwner() (*user.User, error) {
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, errors.New("running as root needs the `postgres` OS user to run PostgreSQL; install the postgresql package (`make deps`)")
+	}
+	return u, nil
 }
 
 // Environ is the process environment without libpq's PG* variables, which
