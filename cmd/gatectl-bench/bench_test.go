@@ -219,11 +219,13 @@ func TestRunEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL and pgbouncer; skipped with -short")
 	}
+	// make test installs what this needs; missing tools are a failure,
+	// not a reason to pass quietly.
 	if _, ok := pgserver.Installed(); !ok {
-		t.Skip("PostgreSQL is not installed (make deps)")
+		t.Fatal("PostgreSQL is not installed (make deps)")
 	}
 	if _, err := findPgbench(); err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	before, _ := filepath.Glob("/tmp/gatectl-bench-*")
 	var stdout, stderr bytes.Buffer

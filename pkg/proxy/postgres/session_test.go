@@ -41,7 +41,7 @@ func TestTLSLoginWithPgx(t *testing.T) {
 func TestPsqlWithSSLModeRequire(t *testing.T) {
 	psql, err := exec.LookPath("psql")
 	if err != nil {
-		t.Skip("psql not installed")
+		t.Fatal("psql is not installed (make deps)")
 	}
 	g := startGateway(t, gatewayOptions{})
 	host, port, _ := net.SplitHostPort(g.addr)
