@@ -141,8 +141,9 @@ func runCheck(f *cmdutil.Factory, dir string) error {
 			}
 			fmt.Fprintln(f.IO.ErrOut)
 		}
-		fmt.Fprintf(f.IO.Out, "policy ok: %d targets, %d grants, %d rules; %d of %d tests passed\n",
-			len(p.Targets), len(p.Grants), len(p.Denies)+len(p.Approves)+len(p.Masks), len(results)-failed, len(results))
+		fmt.Fprintf(f.IO.Out, "policy ok: %s, %s, %s; %d of %s passed\n",
+			count(len(p.Targets), "target"), count(len(p.Grants), "grant"), count(len(p.Denies)+len(p.Approves)+len(p.Masks), "rule"),
+			len(results)-failed, count(len(results), "test"))
 	}
 	if failed > 0 {
 		if format == cmdutil.FormatJSON {
@@ -191,6 +192,14 @@ that commit was refused, why (with file:line). Admins only.`,
 			return nil
 		},
 	}
+}
+
+// count says "1 target" or "3 targets".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func short(h string) string {
