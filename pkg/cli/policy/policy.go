@@ -141,7 +141,7 @@ func runCheck(f *cmdutil.Factory, dir string) error {
 			}
 			fmt.Fprintln(f.IO.ErrOut)
 		}
-		fmt.Fprintf(f.IO.Out, "policy ok: %s, %s, %s; %d of %s passed\n",
+		fmt.Fprintf(f.IO.Out, "policy valid: %s, %s, %s; %d of %s passed\n",
 			count(len(p.Targets), "target"), count(len(p.Grants), "grant"), count(len(p.Denies)+len(p.Approves)+len(p.Masks), "rule"),
 			len(results)-failed, count(len(results), "test"))
 	}
