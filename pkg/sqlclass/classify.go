@@ -33,7 +33,9 @@ type Statement struct {
 	// err on the side of naming more.
 	TablesRead, TablesWritten []string
 	// Functions names every function called anywhere in the statement,
-	// qualified as written, in order of first appearance.
+	// qualified as written, in order of first appearance. A field name in
+	// attribute notation ((x).nextval, alias.f, which PostgreSQL may run as
+	// nextval(x)) is listed only when it is in the function table.
 	Functions []string
 	// HasWhere reports whether the statement contains an UPDATE or DELETE
 	// and every UPDATE and DELETE in it has a WHERE clause. A rule that
@@ -52,8 +54,12 @@ type Statement struct {
 	// statement classes must look at all of them.
 	Tags []string
 	// Opaque is set when the statement runs SQL the parser cannot see: a DO
-	// block, a CALL of a procedure, or an EXECUTE of a prepared statement.
-	// Rules must treat it as possibly any statement (fail closed).
+	// block, a CALL of a procedure, an EXECUTE of a prepared statement, or a
+	// call of a function or operator that is not a PostgreSQL built-in (not
+	// in pg_catalog, or qualified with another schema). Its Level is still
+	// what the visible parts need. Rules must treat it as possibly any
+	// statement (fail closed). A user's function called in attribute
+	// notation (alias.f) looks like a column and is not detected.
 	Opaque bool
 	// Call is set for CALL of a procedure.
 	Call bool

@@ -109,23 +109,6 @@ func transactionLevel(x *pg_query.TransactionStmt) (Level, string) {
 	return LevelAdmin, "two-phase commit leaves a prepared transaction behind the session"
 }
 
-// privilegeSettings are the parameters whose change alters who the session
-// acts as or whether triggers and rules fire. RESET ALL does not touch role
-// and session_authorization (they are GUC_NO_RESET_ALL in PostgreSQL).
-var privilegeSettings = []string{"role", "session_authorization", "session_replication_role"}
-
-// setLevel: plain SET/RESET of a configuration parameter is read (drivers
-// send SET extra_float_digits and the like; the upstream role bounds what a
-// parameter can do), except the parameters that change privileges.
-func setLevel(x *pg_query.VariableSetStmt) (Level, string) {
-	for _, p := range privilegeSettings {
-		if strings.EqualFold(x.GetName(), p) {
-			return LevelAdmin, fmt.Sprintf("SET or RESET of %s changes the privileges the session runs with", p)
-		}
-	}
-	return LevelRead, "SET of a configuration parameter"
-}
-
 // isStatement reports whether n holds a statement (as opposed to an
 // expression, a name or a clause).
 func isStatement(n *pg_query.Node) bool {

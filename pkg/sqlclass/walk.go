@@ -115,13 +115,29 @@ func (w *walker) visit(msg protoreflect.ProtoMessage, sc scope) scope {
 			st.CopyToStdout = true
 		}
 	case *pg_query.FuncCall:
-		name := qualified(x.GetFuncname())
-		addUnique(&st.Functions, name)
 		// Functions raise the level even under a plain EXPLAIN: listing
-		// them costs nothing, and erring high is the closed side.
-		if l, reason, ok := functionLevel(name); ok {
-			st.raise(l, reason)
+		// them costs nothing, the planner may run immutable ones, and
+		// erring high is the closed side.
+		w.funcCall(x)
+	case *pg_query.ColumnRef:
+		// alias.f may be the call f(alias) in attribute notation; a
+		// single name is always a column or a whole row.
+		if f := x.GetFields(); len(f) > 1 {
+			w.attribute(f[len(f)-1])
 		}
+	case *pg_query.A_Indirection:
+		// (expr).f.g is g(f(expr)) when expr has no field f.
+		for _, n := range x.GetIndirection() {
+			w.attribute(n)
+		}
+	case *pg_query.A_Expr:
+		if !betweenKind(x.GetKind()) { // BETWEEN's name is the keyword
+			w.operator(x.GetName())
+		}
+	case *pg_query.SubLink:
+		w.operator(x.GetOperName()) // x = ANY (SELECT …)
+	case *pg_query.SortBy:
+		w.operator(x.GetUseOp()) // ORDER BY x USING op
 	case *pg_query.RangeVar:
 		if w.written[x] {
 			addUnique(&st.TablesWritten, relName(x))
@@ -134,6 +150,64 @@ func (w *walker) visit(msg protoreflect.ProtoMessage, sc scope) scope {
 		w.ddlTargets(msg)
 	}
 	return sc
+}
+
+// funcCall records a function call: a function that is not a pg_catalog
+// built-in makes the statement Opaque, and the function table raises its
+// level.
+func (w *walker) funcCall(x *pg_query.FuncCall) {
+	parts := nameParts(x.GetFuncname())
+	name := strings.Join(parts, ".")
+	addUnique(&w.st.Functions, name)
+	builtin := builtinName(parts, builtinFunctions)
+	if !builtin {
+		// Fail closed: a user's function may run any SQL, so every rule
+		// on the target must cover the statement.
+		w.st.Opaque = true
+	}
+	if builtin && parts[len(parts)-1] == "set_config" {
+		w.st.raise(setConfigLevel(x, name))
+		return
+	}
+	if l, reason, ok := functionLevel(name); ok {
+		w.st.raise(l, reason)
+	}
+}
+
+// attribute checks a field name in attribute notation (alias.f, (expr).f)
+// against the function table, and lists it as a function only if it matched.
+// A user's function called this way looks like a column to the parser and
+// is not made Opaque (a known limitation).
+func (w *walker) attribute(n *pg_query.Node) {
+	s := n.GetString_()
+	if s == nil {
+		return
+	}
+	if l, reason, ok := attributeLevel(s.GetSval()); ok {
+		addUnique(&w.st.Functions, s.GetSval())
+		w.st.raise(l, reason)
+	}
+}
+
+// operator makes the statement Opaque when an operator name (absent: nil) is
+// not a pg_catalog built-in, such as OPERATOR(public.+) or a user's ===.
+func (w *walker) operator(name []*pg_query.Node) {
+	if len(name) == 0 {
+		return
+	}
+	if !builtinName(nameParts(name), builtinOperators) {
+		// Fail closed: a user's operator runs a user's function.
+		w.st.Opaque = true
+	}
+}
+
+func betweenKind(k pg_query.A_Expr_Kind) bool {
+	switch k {
+	case pg_query.A_Expr_Kind_AEXPR_BETWEEN, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN,
+		pg_query.A_Expr_Kind_AEXPR_BETWEEN_SYM, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM:
+		return true
+	}
+	return false
 }
 
 // dml records an INSERT, UPDATE, DELETE or MERGE found anywhere in the tree.
@@ -234,18 +308,20 @@ func explainAnalyze(x *pg_query.ExplainStmt) bool {
 
 // qualified joins a parser name list (String nodes) with dots: a.b.c.
 func qualified(parts []*pg_query.Node) string {
-	var b strings.Builder
+	return strings.Join(nameParts(parts), ".")
+}
+
+// nameParts returns the strings of a parser name list; a part that is not a
+// String (the * of a qualified star) is "*", never a function name.
+func nameParts(parts []*pg_query.Node) []string {
+	names := make([]string, len(parts))
 	for i, p := range parts {
-		if i > 0 {
-			b.WriteByte('.')
-		}
+		names[i] = "*"
 		if s := p.GetString_(); s != nil {
-			b.WriteString(s.GetSval())
-		} else {
-			b.WriteByte('*') // e.g. the * of a qualified star; never a function name
+			names[i] = s.GetSval()
 		}
 	}
-	return b.String()
+	return names
 }
 
 func relName(rv *pg_query.RangeVar) string {
