@@ -210,6 +210,11 @@ func (g *Gateway) onPolicyEvent(ev repo.Event) {
 		e.Reason = ev.Err.Error()
 	}
 	g.record(e)
+	if p, c, ok := g.policy.Current(); ok && ev.Err == nil && c.Hash == ev.Commit.Hash && len(p.Masks) > 0 {
+		// Say it loudly: a mask rule that is not applied is a gap an
+		// operator must know about.
+		g.log.Warn("this gateway does not apply [[mask]] rules yet: result values are returned unmasked", "mask_rules", len(p.Masks))
+	}
 }
 
 // record hands an event to the batching audit writer.

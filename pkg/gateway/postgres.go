@@ -190,25 +190,33 @@ func (c *pgChecker) Check(ctx context.Context, sql string) pgproxy.Verdict {
 	if v, ok := c.verdicts[sql]; ok {
 		return v
 	}
-	v := c.decide(pol, sql, now)
-	if len(c.verdicts) < maxSessionCache {
+	v, grant := c.decide(pol, sql, now)
+	// Only short texts are cached: a session must not make the gateway keep
+	// megabytes of statement text per entry.
+	if len(c.verdicts) < maxSessionCache && len(sql) <= sqlclass.MaxCachedLen {
 		c.verdicts[sql] = v
+		// A verdict must not outlive the grant it rests on.
+		if grant != nil && !grant.Expires.IsZero() && grant.Expires.Before(c.until) {
+			c.until = grant.Expires
+		}
 	}
 	return v
 }
 
-func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) pgproxy.Verdict {
+// decide evaluates one statement; it also returns the grant the verdict
+// rests on, if any.
+func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) (pgproxy.Verdict, *policy.Grant) {
 	if strings.HasPrefix(sql, "FUNCTION CALL ") {
-		return pgproxy.Verdict{Tag: "FUNCTION CALL", Message: "the fast-path function call protocol is not allowed through the gateway; call the function in a SQL statement"}
+		return pgproxy.Verdict{Tag: "FUNCTION CALL", Message: "the fast-path function call protocol is not allowed through the gateway; call the function in a SQL statement"}, nil
 	}
 	res, err := c.g.classifier.Classify(sql)
 	if err != nil {
 		// Fail closed: what cannot be classified is never forwarded.
-		return pgproxy.Verdict{Message: "statement refused: the gateway could not classify it (" + err.Error() + ")"}
+		return pgproxy.Verdict{Message: "statement refused: the gateway could not classify it (" + err.Error() + ")"}, nil
 	}
 	req, err := sqlrequest.FromResult(sql, res)
 	if err != nil {
-		return pgproxy.Verdict{Message: "statement refused: " + err.Error()}
+		return pgproxy.Verdict{Message: "statement refused: " + err.Error()}, nil
 	}
 	tags := make([]string, len(req.Statements))
 	for i, s := range req.Statements {
@@ -228,7 +236,7 @@ func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) pgprox
 	default:
 		out.Message = v.Message
 	}
-	return out
+	return out, v.Grant
 }
 
 // pgObserver turns session events into audit events. It never blocks the

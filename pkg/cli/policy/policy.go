@@ -141,6 +141,9 @@ func runCheck(f *cmdutil.Factory, dir string) error {
 			}
 			fmt.Fprintln(f.IO.ErrOut)
 		}
+		if len(p.Masks) > 0 {
+			fmt.Fprintf(f.IO.ErrOut, "note: %s checked here, but the gateway does not apply [[mask]] rules yet: results are returned unmasked\n", count(len(p.Masks), "mask rule"))
+		}
 		fmt.Fprintf(f.IO.Out, "policy valid: %s, %s, %s; %d of %s passed\n",
 			count(len(p.Targets), "target"), count(len(p.Grants), "grant"), count(len(p.Denies)+len(p.Approves)+len(p.Masks), "rule"),
 			len(results)-failed, count(len(results), "test"))

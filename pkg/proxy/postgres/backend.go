@@ -17,6 +17,10 @@ func (s *session) handleTargetMessage(typ byte, n int) error {
 		return s.onErrorResponse(n)
 	case 'Z':
 		s.onReadyForQuery()
+	case 'S':
+		if err := s.onParameterStatus(n); err != nil {
+			return err
+		}
 	case '2':
 		if s.onBindComplete() {
 			return s.be.skip(n)
@@ -30,6 +34,31 @@ func (s *session) handleTargetMessage(typ byte, n int) error {
 		}
 	}
 	return s.be.forward(n)
+}
+
+// unsafeSettingError ends a session whose target reported a parameter
+// value under which the classifier would misread statements.
+type unsafeSettingError struct{ msg string }
+
+func (e *unsafeSettingError) Error() string { return e.msg }
+
+// onParameterStatus watches the target's reports of parameter changes
+// (after a SET, or a function that changes a setting): fail closed when one
+// would make the target read statements differently from the classifier.
+func (s *session) onParameterStatus(n int) error {
+	msg, err := s.be.peekWhole(n)
+	if err != nil || msg == nil {
+		return err
+	}
+	name, rest, ok := cutBytes(msg[5:])
+	if !ok {
+		return nil
+	}
+	value, _, _ := cutBytes(rest)
+	if why := unsafeParam(string(name), string(value)); why != "" {
+		return &unsafeSettingError{msg: why + "; the session is closed"}
+	}
+	return nil
 }
 
 // onBindComplete reports whether the BindComplete answers a Bind the gateway

@@ -4,12 +4,22 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 )
 
 // protocolError is malformed input from the client.
 type protocolError struct{ msg string }
+
+// refusedSessionError ends a session on a refusal that cannot be answered
+// in the protocol's flow (a Bind whose statement is no longer allowed).
+type refusedSessionError struct {
+	msg  string
+	code string // SQLSTATE; insufficient_privilege when empty
+}
+
+func (e *refusedSessionError) Error() string { return e.msg }
 
 func (e *protocolError) Error() string { return e.msg }
 
@@ -111,6 +121,10 @@ func (s *session) onParse(n int) error {
 		info = &stmtInfo{text: text, verdict: s.check(text)}
 	}
 	s.stmts.setStmt(name, info)
+	if s.stmts.full() {
+		return &refusedSessionError{code: codeProgramLimitExceeded,
+			msg: fmt.Sprintf("the session's prepared statements hold more than %d MiB of text; close some or reconnect", maxNamedBytes>>20)}
+	}
 	if info.verdict.Allow {
 		return s.fe.write(msg)
 	}
@@ -135,9 +149,22 @@ func (s *session) onBind(n int) error {
 		return errBadBind
 	}
 	info := s.stmts.stmt(name)
+	if info == nil {
+		// Fail closed: a statement the gateway never saw parsed (one made
+		// by SQL PREPARE shares the namespace) has no text to check.
+		return &refusedSessionError{msg: fmt.Sprintf("Bind of prepared statement %q, which the gateway did not see parsed, is not allowed; use EXECUTE or Parse it first", name)}
+	}
+	if info.verdict.Allow {
+		// Check again: the verdict at Parse may be stale (a new policy, an
+		// expired grant). The target holds the allowed text under this
+		// name, so a refusal now ends the session.
+		if v := s.plan.Checker.Check(s.ctx, info.text); !v.Allow {
+			return &refusedSessionError{msg: v.Message + " (the policy changed since this statement was prepared; reconnect)"}
+		}
+	}
 	s.stmts.bind(portal, info)
 	s.queue.push(entry{kind: entryBind})
-	if info == nil || info.verdict.Allow {
+	if info.verdict.Allow {
 		return s.fe.write(msg)
 	}
 	// The target holds the refusal under this name, which takes no

@@ -142,6 +142,7 @@ func (r *recorder) statements() []StatementEvent {
 // testAuth accepts goodToken and plans a session to upstream.
 type testAuth struct {
 	upstream Upstream
+	checker  StatementChecker // testChecker{} when nil
 	observer Observer
 	n        atomic.Int64
 }
@@ -156,11 +157,18 @@ func (a *testAuth) Authenticate(_ context.Context, req AuthRequest) (*Session, e
 	id := a.n.Add(1)
 	return &Session{
 		ID: fmt.Sprintf("s-%d", id), Principal: "user:alice", Target: "orders", GrantID: "alice-orders", Access: "write",
-		Upstream: a.upstream, Checker: testChecker{}, Observer: a.observer,
+		Upstream: a.upstream, Checker: a.checkerOrDefault(), Observer: a.observer,
 	}, nil
 }
 
 // syncBuffer is a goroutine-safe log sink.
+func (a *testAuth) checkerOrDefault() StatementChecker {
+	if a.checker != nil {
+		return a.checker
+	}
+	return testChecker{}
+}
+
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -192,6 +200,7 @@ type gatewayOptions struct {
 	plaintext  bool // AllowPlaintext for every address
 	maxMessage int
 	upstream   *Upstream
+	checker    StatementChecker
 }
 
 func startGateway(t testing.TB, o gatewayOptions) *gateway {
@@ -202,7 +211,7 @@ func startGateway(t testing.TB, o gatewayOptions) *gateway {
 	if o.upstream != nil {
 		up = *o.upstream
 	}
-	g.auth = &testAuth{upstream: up, observer: g.rec}
+	g.auth = &testAuth{upstream: up, observer: g.rec, checker: o.checker}
 	cert, pool := testCert(t)
 	g.ca = pool
 	g.srv = &Server{

@@ -17,6 +17,7 @@ const (
 	reasonTooLarge      = "message-too-large"
 	reasonShutdown      = "shutdown"
 	reasonProtocolError = "protocol-error"
+	reasonRefused       = "refused"
 )
 
 // shutdownWriteGrace bounds writing the final error to a client that does
@@ -98,6 +99,7 @@ func (ss *session) clientLoop() {
 		}
 		var tooLarge *tooLargeError
 		var pe *protocolError
+		var re *refusedSessionError
 		var we *writeError
 		switch {
 		case errors.Is(err, errTerminated):
@@ -108,6 +110,13 @@ func (ss *session) clientLoop() {
 		case errors.As(err, &pe):
 			ss.log.Warn("client protocol error", "err", err)
 			ss.end(reasonProtocolError, fatal(codeProtocolViolation, pe.msg))
+		case errors.As(err, &re):
+			ss.log.Info("session closed by a refusal", "why", re.msg)
+			code := re.code
+			if code == "" {
+				code = codeInsufficientPriv
+			}
+			ss.end(reasonRefused, fatal(code, re.msg))
 		case errors.As(err, &we):
 			ss.end(reasonTargetLost, ss.targetLost())
 		default:
@@ -129,9 +138,13 @@ func (ss *session) targetLoop() {
 			continue
 		}
 		var we *writeError
+		var ue *unsafeSettingError
 		switch {
 		case errors.As(err, &we):
 			ss.end(reasonClientGone, nil)
+		case errors.As(err, &ue):
+			ss.log.Warn("target setting would defeat statement checks; session closed", "why", ue.msg)
+			ss.end(reasonRefused, fatal(codeInsufficientPriv, ue.msg))
 		case ss.terminating.Load():
 			// The target closed because the client said goodbye.
 			ss.end(reasonTerminate, nil)

@@ -150,6 +150,13 @@ func (s *Server) startSession(t *tracked, n negotiated, r *bufio.Reader, w *bufi
 	}
 	log = log.With("session", plan.ID, "principal", plan.Principal, "target", plan.Target)
 	up, err := dialUpstream(ctx, plan.Upstream, p.params)
+	var refusal *clientError
+	if errors.As(err, &refusal) {
+		// The client asked for something the gateway refuses (an unsafe
+		// client_encoding): say so, nothing was dialed.
+		cancel()
+		return nil, refusal
+	}
 	if err != nil {
 		cancel()
 		log.Warn("target login failed", "target_address", plan.Upstream.Address, "target_user", plan.Upstream.User, "err", err)

@@ -15,7 +15,14 @@ type stmtTable struct {
 	named         map[string]*stmtInfo
 	unnamedPortal *stmtInfo
 	portals       map[string]*stmtInfo
+	// namedBytes is the text held for named statements, bounded by
+	// maxNamedBytes so one session cannot grow the gateway without limit.
+	namedBytes int
 }
+
+// maxNamedBytes bounds the statement text one session keeps for its named
+// prepared statements.
+const maxNamedBytes = 64 << 20
 
 // stmt returns the statement called name, or nil.
 func (t *stmtTable) stmt(name []byte) *stmtInfo {
@@ -34,8 +41,15 @@ func (t *stmtTable) setStmt(name []byte, info *stmtInfo) {
 	if t.named == nil {
 		t.named = make(map[string]*stmtInfo)
 	}
+	if old := t.named[string(name)]; old != nil {
+		t.namedBytes -= len(old.text)
+	}
 	t.named[string(name)] = info
+	t.namedBytes += len(info.text)
 }
+
+// full reports whether the named statements hold more text than allowed.
+func (t *stmtTable) full() bool { return t.namedBytes > maxNamedBytes }
 
 // portal returns the statement bound to portal name, or nil.
 func (t *stmtTable) portal(name []byte) *stmtInfo {
@@ -63,6 +77,9 @@ func (t *stmtTable) close(kind byte, name []byte) {
 	case kind == 'S' && len(name) == 0:
 		t.unnamed = nil
 	case kind == 'S':
+		if old := t.named[string(name)]; old != nil {
+			t.namedBytes -= len(old.text)
+		}
 		delete(t.named, string(name))
 	case kind == 'P' && len(name) == 0:
 		t.unnamedPortal = nil

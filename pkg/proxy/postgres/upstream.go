@@ -21,7 +21,9 @@ const upstreamConnectTimeout = 30 * time.Second
 
 // forwardedParams are the client startup parameters passed on to the target.
 // Everything else is dropped (fail closed): "options" could set role or
-// session_authorization, "replication" would open a replication connection.
+// session_authorization, "replication" would open a replication connection,
+// and "search_path" could put a user's function in front of a built-in one
+// that the classifier takes for the built-in.
 var forwardedParams = map[string]bool{
 	"application_name":   true,
 	"client_encoding":    true,
@@ -29,7 +31,34 @@ var forwardedParams = map[string]bool{
 	"intervalstyle":      true,
 	"timezone":           true,
 	"extra_float_digits": true,
-	"search_path":        true,
+}
+
+// pinnedParams are set on every target connection, over any database or role
+// default, because the classifier parses statements as PostgreSQL does with
+// these values: with standard_conforming_strings off, the target would read
+// backslashes in plain string literals as escapes where the parser did not,
+// and a statement the checker saw as one SELECT could run as more.
+var pinnedParams = map[string]string{
+	"standard_conforming_strings": "on",
+}
+
+// unsafeParam reports why a parameter value the target reports (at login or
+// after a SET) breaks the classifier's reading of statements, or "".
+func unsafeParam(name, value string) string {
+	switch strings.ToLower(name) {
+	case "standard_conforming_strings":
+		if !strings.EqualFold(value, "on") {
+			return "standard_conforming_strings must stay on through the gateway"
+		}
+	case "client_encoding":
+		// PostgreSQL's client-only encodings, whose multibyte characters can
+		// contain the bytes of a quote or a backslash.
+		switch strings.ToUpper(strings.NewReplacer("_", "", "-", "").Replace(value)) {
+		case "BIG5", "GB18030", "GBK", "JOHAB", "SJIS", "SHIFTJIS", "SHIFTJIS2004", "MSKANJI", "WIN932", "WIN936", "WIN950", "UHC", "WIN949":
+			return "client_encoding " + value + " is not allowed through the gateway; use UTF8"
+		}
+	}
+	return ""
 }
 
 // cleartextRefused is how pgconn reports a refused request for the
@@ -95,11 +124,17 @@ func upstreamConfig(u Upstream, client map[string]string) (*pgconn.Config, error
 		// Fail closed: an unknown mode must not silently mean plaintext.
 		return nil, fmt.Errorf("target TLS mode %q is not one of disable, require, verify-full", u.TLSMode)
 	}
-	cfg.RuntimeParams = make(map[string]string, len(client))
+	cfg.RuntimeParams = make(map[string]string, len(client)+len(pinnedParams))
 	for k, v := range client {
 		if forwardedParams[strings.ToLower(k)] {
+			if why := unsafeParam(k, v); why != "" {
+				return nil, &clientError{Code: codeInsufficientPriv, Msg: why}
+			}
 			cfg.RuntimeParams[k] = v
 		}
+	}
+	for k, v := range pinnedParams {
+		cfg.RuntimeParams[k] = v
 	}
 	return cfg, nil
 }

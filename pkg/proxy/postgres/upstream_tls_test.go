@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"io"
+	"maps"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -315,8 +316,9 @@ func TestUpstreamConfigIgnoresEnvironment(t *testing.T) {
 			if got, want := cfg.SSLCertMode, "allow"; got != want {
 				t.Errorf("SSLCertMode: got %q, want %q", got, want)
 			}
-			if got := len(cfg.RuntimeParams); got != 0 {
-				t.Errorf("RuntimeParams: got %v, want none", cfg.RuntimeParams)
+			// Only the pinned parameters: PGOPTIONS and the like add none.
+			if got, want := cfg.RuntimeParams, pinnedParams; !maps.Equal(got, want) {
+				t.Errorf("RuntimeParams: got %v, want %v", got, want)
 			}
 		})
 	}

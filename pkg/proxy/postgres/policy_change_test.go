@@ -1,0 +1,82 @@
+package postgres
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// switchChecker refuses statements containing "orders_refused_now" once
+// refuse is set, as a policy that changes mid-session would.
+type switchChecker struct{ refuse atomic.Bool }
+
+func (c *switchChecker) Check(ctx context.Context, sql string) Verdict {
+	if c.refuse.Load() && strings.Contains(sql, "orders_refused_now") {
+		return Verdict{Message: "denied by rule \"late\"", Rule: "late"}
+	}
+	return testChecker{}.Check(ctx, sql)
+}
+
+// TestBindRechecksThePolicy checks that a statement prepared while allowed
+// cannot run after the policy stops allowing it: the Bind is checked again.
+func TestBindRechecksThePolicy(t *testing.T) {
+	c := &switchChecker{}
+	g := startGateway(t, gatewayOptions{checker: c})
+	conn := g.connect(t, nil)
+	ctx := context.Background()
+	const sql = "SELECT 1 AS orders_refused_now"
+	if _, err := conn.Prepare(ctx, "late", sql); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "late"); err != nil {
+		t.Fatalf("while allowed: %v", err)
+	}
+	c.refuse.Store(true)
+	_, err := conn.Exec(ctx, "late")
+	if code := pgCode(err); code != codeInsufficientPriv || !strings.Contains(err.Error(), "policy changed") {
+		t.Fatalf("after the policy changed: got %v, want SQLSTATE 42501 saying the policy changed", err)
+	}
+}
+
+// TestBindOfUnseenStatementRefused checks that a Bind of a statement made by
+// SQL PREPARE, which shares the protocol's namespace but whose text the
+// gateway checked only as a PREPARE, ends the session.
+func TestBindOfUnseenStatementRefused(t *testing.T) {
+	g := startGateway(t, gatewayOptions{})
+	conn := g.connect(t, nil)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, "PREPARE sneaky AS SELECT 1", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	err := conn.PgConn().ExecPrepared(ctx, "sneaky", nil, nil, nil).Read().Err
+	if code := pgCode(err); code != codeInsufficientPriv || !strings.Contains(err.Error(), "did not see parsed") {
+		t.Fatalf("got %v, want SQLSTATE 42501 about an unseen statement", err)
+	}
+}
+
+// TestUnsafeSettingsEndTheSession checks the settings under which the
+// target would read statements differently from the classifier:
+// standard_conforming_strings off (set mid-session) and a client-only
+// encoding (asked for at startup).
+func TestUnsafeSettingsEndTheSession(t *testing.T) {
+	g := startGateway(t, gatewayOptions{})
+	ctx := context.Background()
+	conn := g.connect(t, nil)
+	_, err := conn.Exec(ctx, "SET standard_conforming_strings = off", pgx.QueryExecModeSimpleProtocol)
+	if err == nil {
+		_, err = conn.Exec(ctx, "SELECT 1", pgx.QueryExecModeSimpleProtocol)
+	}
+	if code := pgCode(err); code != codeInsufficientPriv || !strings.Contains(err.Error(), "standard_conforming_strings") {
+		t.Fatalf("after SET standard_conforming_strings = off: got %v, want SQLSTATE 42501", err)
+	}
+
+	cfg := g.pgxConfig(t, goodToken, "require", nil)
+	cfg.RuntimeParams["client_encoding"] = "SJIS"
+	_, err = pgx.ConnectConfig(ctx, cfg)
+	if code := pgCode(err); code != codeInsufficientPriv || !strings.Contains(err.Error(), "client_encoding SJIS") {
+		t.Fatalf("client_encoding SJIS: got %v, want SQLSTATE 42501", err)
+	}
+}
