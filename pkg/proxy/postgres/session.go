@@ -67,7 +67,7 @@ func (s *Server) serveConn(t *tracked) {
 	log := s.logger().With("remote", raw.RemoteAddr().String())
 	raw.SetDeadline(time.Now().Add(startupTimeout))
 
-	n, err := negotiate(raw, s.tlsConf)
+	n, err := negotiate(newSockConn(raw), s.tlsConf)
 	if err != nil {
 		log.Debug("postgres startup failed", "err", err)
 		var pe *clientError

@@ -124,6 +124,14 @@ func upstreamConfig(u Upstream, client map[string]string) (*pgconn.Config, error
 		// Fail closed: an unknown mode must not silently mean plaintext.
 		return nil, fmt.Errorf("target TLS mode %q is not one of disable, require, verify-full", u.TLSMode)
 	}
+	dial := cfg.DialFunc
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return newSockConn(c), nil
+	}
 	cfg.RuntimeParams = make(map[string]string, len(client)+len(pinnedParams))
 	for k, v := range client {
 		if forwardedParams[strings.ToLower(k)] {
