@@ -265,3 +265,28 @@ func TestRunEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+func TestParseProcStatCPU(t *testing.T) {
+	for _, tc := range []struct {
+		name, stat string
+		want       time.Duration
+		wantErr    bool
+	}{
+		{name: "plain", stat: "4242 (pgbouncer) S 1 4242 4242 0 -1 4194560 300 0 0 0 150 75 0 0 20 0 1 0 100 0 0",
+			want: 2250 * time.Millisecond},
+		{name: "spaces-and-parens-in-name", stat: "7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 1 0 0",
+			want: 70 * time.Millisecond},
+		{name: "truncated", stat: "7 (x) R 1 2 3", wantErr: true},
+		{name: "no-name", stat: "garbage", wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseProcStatCPU(tc.stat)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

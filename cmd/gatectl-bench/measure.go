@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"time"
 )
 
 // measure runs the warm-up, the interleaved pgbench rounds and the
@@ -37,6 +38,9 @@ func (b *bench) measure(ctx context.Context, stdout, stderr io.Writer) error {
 			s := &rep.tps[i]
 			s.values[r] = res.tps
 			s.failed += res.failed
+			if s.cpu != nil {
+				s.cpu[r] = float64(res.cpuPerTxn) / float64(time.Microsecond)
+			}
 			fmt.Fprintf(stderr, "pgbench round %d/%d  %-9s %10.0f TPS  %d failed\n", r+1, o.rounds, s.name, res.tps, res.failed)
 		}
 	}
@@ -83,6 +87,9 @@ func newSeries(paths []path, rounds int) []series {
 	out := make([]series, len(paths))
 	for i, p := range paths {
 		out[i] = series{name: p.name, values: make([]float64, rounds)}
+		if p.cpu != nil {
+			out[i].cpu = make([]float64, rounds)
+		}
 	}
 	return out
 }

@@ -26,6 +26,8 @@ type path struct {
 	// password returns the path's password: the role's for direct and
 	// pgbouncer, a fresh OIDC token for the gateway.
 	password func(context.Context) (string, error)
+	// cpu reads the CPU time of the proxy in the path; nil for direct.
+	cpu cpuClock
 }
 
 // libpqEnv is the environment for a libpq client of p. The password goes
@@ -48,6 +50,9 @@ type pgbenchResult struct {
 	tps    float64 // without initial connection time
 	txns   int64   // transactions actually processed
 	failed int64   // failed transactions
+	// cpuPerTxn is the proxy's CPU time over the run divided by txns; 0
+	// for a path without a proxy.
+	cpuPerTxn time.Duration
 }
 
 // runPgbench runs the select-only built-in script over the extended
@@ -67,12 +72,25 @@ func (b *bench) runPgbench(ctx context.Context, p path, d time.Duration) (pgbenc
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var cpu0 time.Duration
+	if p.cpu != nil {
+		if cpu0, err = p.cpu(); err != nil {
+			return pgbenchResult{}, fmt.Errorf("CPU time of %s: %w", p.name, err)
+		}
+	}
 	if err := cmd.Run(); err != nil {
 		return pgbenchResult{}, fmt.Errorf("pgbench against %s: %w\n%s", p.name, err, tail(stderr.String(), 10))
 	}
 	r, err := parsePgbench(stdout.String())
 	if err != nil {
 		return r, fmt.Errorf("pgbench against %s: %w\n%s", p.name, err, tail(stderr.String(), 10))
+	}
+	if p.cpu != nil && r.txns > 0 {
+		cpu1, err := p.cpu()
+		if err != nil {
+			return r, fmt.Errorf("CPU time of %s: %w", p.name, err)
+		}
+		r.cpuPerTxn = (cpu1 - cpu0) / time.Duration(r.txns)
 	}
 	return r, nil
 }

@@ -20,6 +20,9 @@ type series struct {
 	name   string
 	values []float64
 	failed int64 // failed pgbench transactions over all rounds
+	// cpu is the proxy's CPU microseconds per transaction in each round;
+	// nil for a path without a proxy.
+	cpu []float64
 }
 
 func (s series) median() float64 { return median(s.values) }
@@ -93,7 +96,11 @@ func (r report) write(w io.Writer) error {
 			parts = append(parts, fmt.Sprintf("%s/%s %.2f", p[0], p[1], v))
 		}
 	}
-	fmt.Fprintf(&buf, "ratios: %s\n\n", strings.Join(parts, "   "))
+	fmt.Fprintf(&buf, "ratios: %s\n", strings.Join(parts, "   "))
+	if line := cpuLine(r.tps); line != "" {
+		fmt.Fprintln(&buf, line)
+	}
+	fmt.Fprintln(&buf)
 
 	if len(r.stream) > 0 && o.streamRounds > 0 {
 		fmt.Fprintf(&buf, "stream SELECT g, md5(g::text), now() FROM generate_series(1, %d) g with pgx, rounds: %d interleaved; rows/s\n",
@@ -171,4 +178,21 @@ func verdict(measured, met bool) string {
 	default:
 		return "NOT met"
 	}
+}
+
+// cpuLine reports the median CPU time each proxy spent per transaction:
+// on a machine whose cores the clients, the proxy and PostgreSQL share, it
+// is what a proxy takes away from the others, and it varies less between
+// runs than TPS does.
+func cpuLine(ss []series) string {
+	var parts []string
+	for _, s := range ss {
+		if s.cpu != nil {
+			parts = append(parts, fmt.Sprintf("%s %.1f µs", s.name, median(s.cpu)))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "proxy CPU per transaction (median): " + strings.Join(parts, "   ")
 }

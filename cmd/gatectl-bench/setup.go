@@ -90,7 +90,7 @@ func setup(ctx context.Context, opts options, logger *slog.Logger, stderr io.Wri
 	b.paths = []path{
 		{name: "direct", host: upHost, port: upPort, user: benchUser, sslmode: "disable", password: staticPassword},
 		{name: "gateway", host: gwHost, port: gwPort, user: benchSubject, sslmode: opts.sslmode, sslrootcert: env.Ready.CAFile,
-			password: func(ctx context.Context) (string, error) { return tokens.mint(ctx, benchSubject) }},
+			password: func(ctx context.Context) (string, error) { return tokens.mint(ctx, benchSubject) }, cpu: selfCPU},
 	}
 
 	if _, err := os.Stat(opts.pgbouncer); err != nil {
@@ -104,7 +104,8 @@ func setup(ctx context.Context, opts options, logger *slog.Logger, stderr io.Wri
 		return b, err
 	}
 	bHost, bPort, _ := net.SplitHostPort(b.bouncer.addr)
-	b.paths = append(b.paths, path{name: "pgbouncer", host: bHost, port: bPort, user: benchUser, sslmode: "disable", password: staticPassword})
+	b.paths = append(b.paths, path{name: "pgbouncer", host: bHost, port: bPort, user: benchUser, sslmode: "disable", password: staticPassword,
+		cpu: procCPU(b.bouncer.cmd.Process.Pid)})
 	return b, nil
 }
 
