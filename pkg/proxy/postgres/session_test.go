@@ -198,3 +198,41 @@ func pipe(dst, src net.Conn) {
 		}
 	}
 }
+
+// TestDirectTLSWithPgx logs in with PostgreSQL 17's direct TLS negotiation
+// (no SSLRequest; the ClientHello comes first), which pgx speaks with
+// sslnegotiation=direct. Like PostgreSQL, the gateway requires the ALPN
+// protocol "postgresql", and it says so inside TLS to a client without it.
+func TestDirectTLSWithPgx(t *testing.T) {
+	g := startGateway(t, gatewayOptions{})
+	cfg, err := pgx.ParseConfig(g.dsn(goodToken, "require") + " sslnegotiation=direct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("connect with direct TLS: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, isTLS := conn.PgConn().Conn().(*tls.Conn); !isTLS {
+		t.Fatalf("got %T, want a TLS connection", conn.PgConn().Conn())
+	}
+	var n int
+	if err := conn.QueryRow(context.Background(), "SELECT 41 + 1").Scan(&n); err != nil || n != 42 {
+		t.Fatalf("query over direct TLS: got %d, %v; want 42", n, err)
+	}
+	conn.Close(context.Background())
+	if stats := <-g.rec.ends; !stats.TLS {
+		t.Errorf("got session end %+v, want a TLS session", stats)
+	}
+
+	cfg, err = pgx.ParseConfig(g.dsn(goodToken, "require") + " sslnegotiation=direct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.TLSConfig.NextProtos = nil
+	_, err = pgx.ConnectConfig(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), `ALPN protocol "postgresql"`) {
+		t.Fatalf("direct TLS without ALPN: got %v, want an error naming the missing ALPN protocol", err)
+	}
+}

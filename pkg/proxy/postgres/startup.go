@@ -165,11 +165,13 @@ func negotiate(raw net.Conn, tlsConf *tls.Config) (negotiated, error) {
 			if err := tc.Handshake(); err != nil {
 				return n, fmt.Errorf("direct TLS handshake: %w", err)
 			}
+			// The refusal below is written inside TLS, where the client can
+			// read it.
+			n.conn, n.tls = tc, true
 			// Fail closed: PostgreSQL requires the ALPN protocol for direct TLS.
 			if tc.ConnectionState().NegotiatedProtocol != alpnPostgres {
 				return n, errors.New("direct TLS without ALPN protocol \"postgresql\"")
 			}
-			n.conn, n.tls = tc, true
 			continue
 		}
 		p, err := readStartupBody(n.conn, hdr)
