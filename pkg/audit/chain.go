@@ -38,14 +38,32 @@ func (e Event) ComputeHash() string {
 	return h.hash(&e)
 }
 
-// hasher computes chain hashes reusing its buffers; the Log's writer keeps
+// hasher computes chain hashes reusing its buffers; the Log's sealer keeps
 // one so that sealing a batch does not allocate per field.
 type hasher struct {
-	buf  []byte
-	keys []string
+	buf    []byte
+	detail []detailEntry
 }
 
+type detailEntry struct{ k, v string }
+
 func (h *hasher) hash(e *Event) string {
+	h.sortDetail(e.Detail)
+	return h.hashSorted(e)
+}
+
+// sortDetail collects d's entries into h.detail in ascending key order.
+func (h *hasher) sortDetail(d map[string]string) {
+	clear(h.detail) // the previous event's strings
+	h.detail = h.detail[:0]
+	for k, v := range d {
+		h.detail = append(h.detail, detailEntry{k, v})
+	}
+	slices.SortFunc(h.detail, func(a, b detailEntry) int { return strings.Compare(a.k, b.k) })
+}
+
+// hashSorted hashes e with its Detail entries already in h.detail.
+func (h *hasher) hashSorted(e *Event) string {
 	b := h.buf[:0]
 	b = appendString(b, hashDomain)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Seq))
@@ -53,15 +71,10 @@ func (h *hasher) hash(e *Event) string {
 	for _, s := range [...]string{e.Principal, e.Action, e.Target, e.Decision, e.Reason, e.Rule, e.PolicyCommit, e.Session} {
 		b = appendString(b, s)
 	}
-	h.keys = h.keys[:0]
-	for k := range e.Detail {
-		h.keys = append(h.keys, k)
-	}
-	slices.Sort(h.keys)
-	b = binary.BigEndian.AppendUint64(b, uint64(len(h.keys)))
-	for _, k := range h.keys {
-		b = appendString(b, k)
-		b = appendString(b, e.Detail[k])
+	b = binary.BigEndian.AppendUint64(b, uint64(len(h.detail)))
+	for _, kv := range h.detail {
+		b = appendString(b, kv.k)
+		b = appendString(b, kv.v)
 	}
 	b = appendString(b, e.Prev)
 	h.buf = b
@@ -77,36 +90,63 @@ func appendString(b []byte, s string) []byte {
 // seal normalizes e so that it survives storage and JSON unchanged, then sets
 // its position in the chain and its hash.
 func (h *hasher) seal(e *Event, seq int64, prev string) {
-	normalize(e)
+	h.normalize(e)
 	e.Seq = seq
 	e.Prev = prev
-	e.Hash = h.hash(e)
+	e.Hash = h.hashSorted(e)
 }
 
 // normalize makes e exactly representable by every store and by JSON: Time
 // becomes UTC without a monotonic reading, at nanosecond precision, and
 // invalid UTF-8 becomes U+FFFD (JSON would replace it anyway, and a hash
 // must be over what is kept). Detail is copied only when it must change,
-// because the caller still owns the map it passed in.
-func normalize(e *Event) {
+// because the caller still owns the map it passed in. It leaves the Detail
+// entries sorted in h.detail for hashSorted.
+func (h *hasher) normalize(e *Event) {
 	e.Time = time.Unix(0, e.Time.UnixNano()).UTC()
-	for _, p := range [...]*string{&e.Principal, &e.Action, &e.Target, &e.Decision, &e.Reason, &e.Rule, &e.PolicyCommit, &e.Session} {
-		*p = validUTF8(*p)
+	fields := [...]*string{&e.Principal, &e.Action, &e.Target, &e.Decision, &e.Reason, &e.Rule, &e.PolicyCommit, &e.Session}
+	var high byte // the OR of every byte: below 0x80 means all ASCII, so valid
+	for _, p := range fields {
+		high |= orBytes(*p)
 	}
-	for k, v := range e.Detail {
-		if utf8.ValidString(k) && utf8.ValidString(v) {
-			continue
+	if high >= utf8.RuneSelf {
+		for _, p := range fields {
+			*p = validUTF8(*p)
 		}
+	}
+	h.sortDetail(e.Detail)
+	high = 0
+	for _, kv := range h.detail {
+		high |= orBytes(kv.k) | orBytes(kv.v)
+	}
+	if high >= utf8.RuneSelf && !h.detailValid() {
 		fixed := make(map[string]string, len(e.Detail))
 		for k, v := range e.Detail {
 			fixed[validUTF8(k)] = validUTF8(v)
 		}
 		e.Detail = fixed
-		break
+		h.sortDetail(e.Detail)
 	}
 	if len(e.Detail) == 0 {
 		e.Detail = nil
 	}
+}
+
+func (h *hasher) detailValid() bool {
+	for _, kv := range h.detail {
+		if !utf8.ValidString(kv.k) || !utf8.ValidString(kv.v) {
+			return false
+		}
+	}
+	return true
+}
+
+// orBytes returns the OR of s's bytes.
+func orBytes(s string) (or byte) {
+	for i := 0; i < len(s); i++ {
+		or |= s[i]
+	}
+	return or
 }
 
 func validUTF8(s string) string {

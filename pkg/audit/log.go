@@ -15,7 +15,12 @@ var ErrClosed = errors.New("audit log is closed")
 
 // Options tunes a Log. Zero fields take the defaults below.
 type Options struct {
-	// Batch is the most events written in one transaction (default 256).
+	// Batch is the number of pending events that makes the writer seal and
+	// write them without waiting for FlushEvery (default 256). While a
+	// write is in progress, the batches sealed meanwhile wait and go to the
+	// store together in the next write (group commit), so that one
+	// transaction holds up to Queue events and the store's per-transaction
+	// cost is shared by more events the busier the log is.
 	Batch int
 	// FlushEvery bounds how long a recorded event waits before it is written
 	// when fewer than Batch events are pending (default 100ms).
@@ -43,8 +48,9 @@ func (o *Options) defaults() {
 }
 
 // Log is the writer of the audit log. Any number of goroutines may Record;
-// one writer goroutine seals events into the chain and writes them to the
-// Store in batches.
+// a sealing goroutine takes the recorded events in batches and seals them
+// into the chain, and a committing goroutine writes sealed events to the
+// Store, so that sealing the next events overlaps the store's write.
 //
 // A Log that fails to write stays failed: Record returns the failure, Err
 // reports it, and callers whose decisions must be audited deny from then on
@@ -53,27 +59,40 @@ func (o *Options) defaults() {
 type Log struct {
 	st      Store
 	opts    Options
-	queue   chan Event
 	flushes chan chan error
 	stop    chan struct{}
-	done    chan struct{}
+	done    chan struct{}      // closed when both goroutines have returned
 	cancel  context.CancelFunc // aborts a store write that outlives Close
 	failed  atomic.Pointer[error]
+	lost    atomic.Int64    // events accepted by Record but discarded after a failure
+	ctx     context.Context // of store writes; cancel ends it
 
-	// mu is held shared by Record while it enqueues and exclusively by Close
-	// to turn new records away, so that no event enters the queue after the
-	// writer's final drain.
-	mu       sync.RWMutex
-	closed   bool
+	// mu guards the events recorded and not yet taken by the sealer.
+	// Record appends to the last batch of pending; the sealer takes whole
+	// batches from the front, so neither copies under the lock.
+	mu      sync.Mutex
+	space   sync.Cond // signalled when pending shrinks, the Log closes or fails
+	pending [][]Event
+	queued  int       // events in pending
+	free    [][]Event // emptied batches for Record to reuse
+	closed  bool
+	// wake tells the sealer that the first event is pending or that a
+	// batch is full: Record sends at most twice per Batch events, never
+	// once per event.
+	wake     chan struct{}
 	stopOnce sync.Once
 
-	// Owned by the writer goroutine.
-	ctx   context.Context
-	seq   int64  // last durable Seq
-	prev  string // last durable Hash
-	batch []Event
-	h     hasher
-	lost  int // events accepted by Record but discarded after a failure
+	// groups carries sealed events from the sealer to the committer;
+	// spare carries emptied groups back.
+	groups chan *group
+	spare  chan *group
+}
+
+// group is what one Store.Append writes, and the Flush calls that wait for
+// it.
+type group struct {
+	events  []Event
+	flushes []chan error
 }
 
 // Open starts a Log that continues the chain at st's tail.
@@ -94,21 +113,26 @@ func Open(ctx context.Context, st Store, opts Options) (*Log, error) {
 	l := &Log{
 		st:      st,
 		opts:    opts,
-		queue:   make(chan Event, opts.Queue),
 		flushes: make(chan chan error),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		cancel:  cancel,
 		ctx:     wctx,
-		seq:     seq,
-		prev:    hash,
-		batch:   make([]Event, 0, opts.Batch),
+		wake:    make(chan struct{}, 1),
+		groups:  make(chan *group),
+		spare:   make(chan *group, 2),
 	}
-	go l.run()
+	l.space.L = &l.mu
+	go l.seal(seq, hash)
+	go func() {
+		// The committer returns after the sealer, which closes groups.
+		l.commit()
+		close(l.done)
+	}()
 	return l, nil
 }
 
-// Record enqueues e for the writer and returns without waiting for I/O.
+// Record hands e to the writer and returns without waiting for I/O.
 // Seq, Prev and Hash are assigned by the writer; a zero Time becomes now.
 // The caller must not modify e.Detail afterwards.
 //
@@ -118,22 +142,51 @@ func Open(ctx context.Context, st Store, opts Options) (*Log, error) {
 // Record returns ErrClosed after Close, and the failure after the Log has
 // failed; the event is then not recorded, and a caller that requires audit
 // must refuse the action it was about to take (fail closed). Events
-// accepted just before a failure are lost with the failing batch; the Log
+// accepted just before a failure are lost with the failing write; the Log
 // says how many in an error log line, and Flush and Err report the failure.
 func (l *Log) Record(e Event) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
+	l.mu.Lock()
+	for l.queued >= l.opts.Queue && !l.closed && l.failed.Load() == nil {
+		l.space.Wait()
+	}
+	// Fail closed: after a failure or Close nothing more enters.
 	if err := l.Err(); err != nil {
+		l.mu.Unlock()
 		return err
 	}
-	l.mu.RLock()
-	defer l.mu.RUnlock()
 	if l.closed {
+		l.mu.Unlock()
 		return ErrClosed
 	}
-	l.queue <- e
+	n := len(l.pending)
+	if n == 0 || len(l.pending[n-1]) == l.opts.Batch {
+		l.pending = append(l.pending, l.newBatch())
+		n++
+	}
+	l.pending[n-1] = append(l.pending[n-1], e)
+	l.queued++
+	signal := l.queued == 1 || len(l.pending[n-1]) == l.opts.Batch
+	l.mu.Unlock()
+	if signal {
+		select {
+		case l.wake <- struct{}{}:
+		default: // a wakeup is already due
+		}
+	}
 	return nil
+}
+
+// newBatch returns an empty batch for pending. l.mu must be held.
+func (l *Log) newBatch() []Event {
+	if n := len(l.free); n > 0 {
+		b := l.free[n-1]
+		l.free = l.free[:n-1]
+		return b
+	}
+	return make([]Event, 0, l.opts.Batch)
 }
 
 // Err returns the failure that stopped the Log, or nil while it is healthy.
@@ -168,15 +221,11 @@ func (l *Log) Flush(ctx context.Context) error {
 // stops the writer. It returns the Log's failure, if any. If ctx ends first,
 // the write in progress is aborted and Close returns ctx's error.
 func (l *Log) Close(ctx context.Context) error {
-	// Taking mu waits for Records blocked on a full queue, which wait for
-	// the writer, which may wait for the store: do it aside so that ctx
-	// still bounds Close.
-	go func() {
-		l.mu.Lock()
-		l.closed = true
-		l.mu.Unlock()
-		l.stopOnce.Do(func() { close(l.stop) })
-	}()
+	l.mu.Lock()
+	l.closed = true
+	l.space.Broadcast() // Records waiting for space return ErrClosed
+	l.mu.Unlock()
+	l.stopOnce.Do(func() { close(l.stop) })
 	select {
 	case <-l.done:
 		l.cancel()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"testing"
 	"time"
 
@@ -240,5 +241,29 @@ func (b *blockingStore) Append(ctx context.Context, events []audit.Event) error 
 		return b.memStore.Append(ctx, events)
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+func TestLogReplacesInvalidUTF8(t *testing.T) {
+	st := &memStore{}
+	l := openLog(t, st, audit.Options{FlushEvery: never})
+	detail := map[string]string{"k\xff": "v\xfe", "ok": "ünï"}
+	in := audit.Event{Principal: "user:\xffx", Reason: "fine ✓", Detail: detail}
+	if err := l.Record(in); err != nil {
+		t.Fatalf("Record: %v", err)
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	got := st.snapshot()[0]
+	want := map[string]string{"k\uFFFD": "v\uFFFD", "ok": "ünï"}
+	if got.Principal != "user:\uFFFDx" || got.Reason != "fine ✓" || !maps.Equal(got.Detail, want) {
+		t.Errorf("stored principal %q reason %q detail %q, want %q %q %q", got.Principal, got.Reason, got.Detail, "user:\uFFFDx", "fine ✓", want)
+	}
+	if got.Hash != got.ComputeHash() {
+		t.Errorf("stored hash %s does not match the stored contents (%s)", got.Hash, got.ComputeHash())
+	}
+	if _, ok := detail["k\xff"]; !ok || len(detail) != 2 {
+		t.Errorf("the caller's Detail was modified: %q", detail)
 	}
 }

@@ -3,250 +3,172 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"slices"
-	"strings"
-	"time"
+	"sync"
 
 	"github.com/gatectl/gatectl/pkg/audit"
 )
 
-// auditStore implements audit.Store over the audit_events table.
+// auditStore implements audit.Store over blocks of sealed events.
+//
+// One Append writes one row of audit_blocks: its events as JSON Lines (see
+// appendEventLine), the Seq range and time range they cover and the last
+// event's hash. audit_block_keys lists, for each block, the distinct
+// non-empty principal, action, target, decision and session values, so a
+// filtered Scan reads only blocks that can match. Writing an event thus
+// costs an encoding into a buffer rather than a row with secondary indexes.
 type auditStore struct{ db *DB }
 
-const auditColumns = `seq, time_ns, principal, action, target, decision, reason, rule, policy_commit, session, detail, prev, hash`
+// maxBlockEvents caps the events of one block, so that Scan's memory stays
+// bounded by one block however large a batch the Log writes.
+const maxBlockEvents = 4096
 
-// rowsPerInsert is how many events one INSERT statement carries: a batch is
-// written with few statements, since the per-statement cost in
-// database/sql and the driver, not SQLite's b-tree work, dominated a
-// row-per-statement Append. 13 columns × 64 rows stays far below SQLite's
-// limit of 32766 parameters.
-const rowsPerInsert = 64
+// keyFields are the Filter fields audit_block_keys indexes, as named in its
+// field column.
+var keyFields = [...]string{"principal", "action", "target", "decision", "session"}
 
-// Append writes events in one immediate transaction on the writer
-// connection.
+func keyValues(e *audit.Event) [len(keyFields)]string {
+	return [...]string{e.Principal, e.Action, e.Target, e.Decision, e.Session}
+}
+
+// blockWriter holds Append's reused buffers and prepared statements. Its
+// mutex serializes Appends, which the single writer connection serializes
+// anyway.
+type blockWriter struct {
+	mu         sync.Mutex
+	insertRow  *sql.Stmt
+	insertKeys *sql.Stmt
+	enc        lineEncoder
+	events     []byte
+	keysJSON   []byte
+	seen       map[blockKey]struct{}
+}
+
+type blockKey struct {
+	field int
+	value string
+}
+
+const (
+	insertBlockSQL = `INSERT INTO audit_blocks (first_seq, last_seq, time_min_ns, time_max_ns, last_hash, events)
+		VALUES (?, ?, ?, ?, ?, ?)`
+	// insertKeysSQL takes the block's keys as one JSON array of
+	// [field, value] pairs, so that any number of keys is one statement.
+	insertKeysSQL = `INSERT INTO audit_block_keys (field, value, first_seq)
+		SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ? FROM json_each(?)`
+)
+
+func newBlockWriter(ctx context.Context, w *sql.DB) (*blockWriter, error) {
+	row, err := w.PrepareContext(ctx, insertBlockSQL)
+	if err != nil {
+		return nil, fmt.Errorf("prepare audit block insert: %w", err)
+	}
+	keys, err := w.PrepareContext(ctx, insertKeysSQL)
+	if err != nil {
+		row.Close()
+		return nil, fmt.Errorf("prepare audit block keys insert: %w", err)
+	}
+	return &blockWriter{insertRow: row, insertKeys: keys, seen: make(map[blockKey]struct{})}, nil
+}
+
+func (bw *blockWriter) close() error {
+	return errors.Join(bw.insertRow.Close(), bw.insertKeys.Close())
+}
+
+// Append writes events as one block (several when there are more than
+// maxBlockEvents) in one immediate transaction on the writer connection.
+// It refuses events whose Seqs do not ascend by one, since a block's Seq
+// range must describe its lines.
 func (s auditStore) Append(ctx context.Context, events []audit.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	bw := s.db.blocks
+	bw.mu.Lock()
+	defer bw.mu.Unlock()
 	tx, err := s.db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("append audit events: begin: %w", err)
 	}
 	defer tx.Rollback()
-	args := make([]any, 0, 13*min(len(events), rowsPerInsert))
-	var stmt *sql.Stmt
-	stmtRows := 0
+	insertRow := tx.StmtContext(ctx, bw.insertRow)
+	insertKeys := tx.StmtContext(ctx, bw.insertKeys)
 	for len(events) > 0 {
-		chunk := events[:min(len(events), rowsPerInsert)]
-		events = events[len(chunk):]
-		if len(chunk) != stmtRows {
-			if stmt != nil {
-				stmt.Close()
-			}
-			if stmt, err = tx.PrepareContext(ctx, insertSQL(len(chunk))); err != nil {
-				return fmt.Errorf("append audit events: prepare: %w", err)
-			}
-			stmtRows = len(chunk)
-		}
-		args = args[:0]
-		for i := range chunk {
-			e := &chunk[i]
-			detail, err := encodeDetail(e.Detail)
-			if err != nil {
-				stmt.Close()
-				return fmt.Errorf("append audit event %d: %w", e.Seq, err)
-			}
-			args = append(args, e.Seq, e.Time.UnixNano(), e.Principal, e.Action, e.Target, e.Decision,
-				e.Reason, e.Rule, e.PolicyCommit, e.Session, detail, e.Prev, e.Hash)
-		}
-		if _, err := stmt.ExecContext(ctx, args...); err != nil {
-			stmt.Close()
-			return fmt.Errorf("append audit events %d-%d: %w", chunk[0].Seq, chunk[len(chunk)-1].Seq, err)
+		block := events[:min(len(events), maxBlockEvents)]
+		events = events[len(block):]
+		if err := bw.insert(ctx, insertRow, insertKeys, block); err != nil {
+			return err
 		}
 	}
-	stmt.Close()
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("append audit events: commit: %w", err)
 	}
 	return nil
 }
 
-// insertSQL is an INSERT of n rows.
-func insertSQL(n int) string {
-	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-	var b strings.Builder
-	b.WriteString("INSERT INTO audit_events (" + auditColumns + ") VALUES ")
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
+// insert writes one block and its keys.
+func (bw *blockWriter) insert(ctx context.Context, insertRow, insertKeys *sql.Stmt, block []audit.Event) error {
+	first, last := block[0].Seq, block[len(block)-1].Seq
+	// The key set refers to the events' strings: let them go with the batch.
+	defer clear(bw.seen)
+	lines := bw.events[:0]
+	keys := append(bw.keysJSON[:0], '[')
+	tmin, tmax := block[0].Time.UnixNano(), block[0].Time.UnixNano()
+	var err error
+	for i := range block {
+		e := &block[i]
+		if e.Seq != first+int64(i) {
+			return fmt.Errorf("append audit events %d-%d: event %d is at position %d: events must ascend by one", first, last, e.Seq, i)
 		}
-		b.WriteString(row)
+		if lines, err = bw.enc.appendEventLine(lines, e); err != nil {
+			return fmt.Errorf("append audit events: %w", err)
+		}
+		ns := e.Time.UnixNano()
+		tmin, tmax = min(tmin, ns), max(tmax, ns)
+		for f, v := range keyValues(e) {
+			if v == "" {
+				continue
+			}
+			k := blockKey{f, v}
+			if _, dup := bw.seen[k]; dup {
+				continue
+			}
+			bw.seen[k] = struct{}{}
+			if len(keys) > 1 {
+				keys = append(keys, ',')
+			}
+			keys = append(keys, `["`...)
+			keys = append(keys, keyFields[f]...)
+			keys = append(keys, `",`...)
+			keys = appendJSONString(keys, v)
+			keys = append(keys, ']')
+		}
 	}
-	return b.String()
+	keys = append(keys, ']')
+	bw.events, bw.keysJSON = lines, keys
+	// Both texts are bound as strings: a []byte would be stored as a BLOB,
+	// which the sqlite3 shell's text and JSON functions do not read as
+	// text.
+	if _, err := insertRow.ExecContext(ctx, first, last, tmin, tmax, block[len(block)-1].Hash, string(lines)); err != nil {
+		return fmt.Errorf("append audit events %d-%d: %w", first, last, err)
+	}
+	if _, err := insertKeys.ExecContext(ctx, first, string(keys)); err != nil {
+		return fmt.Errorf("append audit events %d-%d: index keys: %w", first, last, err)
+	}
+	return nil
 }
 
-// Tail returns the last event's Seq and Hash.
+// Tail returns the last block's last Seq and Hash.
 func (s auditStore) Tail(ctx context.Context) (int64, string, error) {
 	var seq int64
 	var hash string
-	err := s.db.r.QueryRowContext(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	err := s.db.r.QueryRowContext(ctx, `SELECT last_seq, last_hash FROM audit_blocks ORDER BY first_seq DESC LIMIT 1`).Scan(&seq, &hash)
 	switch {
-	case err == sql.ErrNoRows:
+	case errors.Is(err, sql.ErrNoRows):
 		return 0, "", nil
 	case err != nil:
 		return 0, "", fmt.Errorf("read audit log tail: %w", err)
 	}
 	return seq, hash, nil
-}
-
-// Scan streams the matching events row by row from a read connection.
-func (s auditStore) Scan(ctx context.Context, f audit.Filter, fn func(audit.Event) error) error {
-	query, args := scanQuery(f)
-	rows, err := s.db.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return fmt.Errorf("scan audit events: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var e audit.Event
-		var timeNS int64
-		var detail sql.NullString
-		if err := rows.Scan(&e.Seq, &timeNS, &e.Principal, &e.Action, &e.Target, &e.Decision, &e.Reason,
-			&e.Rule, &e.PolicyCommit, &e.Session, &detail, &e.Prev, &e.Hash); err != nil {
-			// Rows.Scan converts columns in order and seq, an INTEGER PRIMARY
-			// KEY, always converts, so e.Seq names the row a bad value was
-			// written into.
-			return fmt.Errorf("scan audit events: %w", &audit.CorruptEventError{Seq: e.Seq, Err: err})
-		}
-		e.Time = time.Unix(0, timeNS).UTC()
-		if e.Detail, err = decodeDetail(detail); err != nil {
-			return fmt.Errorf("scan audit events: %w", &audit.CorruptEventError{Seq: e.Seq, Err: err})
-		}
-		if err := fn(e); err != nil {
-			return fmt.Errorf("scan audit events: stopped at event %d: %w", e.Seq, err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("scan audit events: %w", err)
-	}
-	return nil
-}
-
-// scanQuery builds the SELECT for f. Only placeholders carry values.
-func scanQuery(f audit.Filter) (string, []any) {
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		where = append(where, cond)
-		args = append(args, v)
-	}
-	if !f.Since.IsZero() {
-		add("time_ns >= ?", f.Since.UnixNano())
-	}
-	if !f.Until.IsZero() {
-		add("time_ns < ?", f.Until.UnixNano())
-	}
-	for _, c := range []struct{ col, v string }{
-		{"principal", f.Principal}, {"action", f.Action}, {"target", f.Target},
-		{"decision", f.Decision}, {"session", f.Session},
-	} {
-		if c.v != "" {
-			add(c.col+" = ?", c.v)
-		}
-	}
-	if f.AfterSeq > 0 {
-		add("seq > ?", f.AfterSeq)
-	}
-	if f.BeforeSeq > 0 {
-		add("seq < ?", f.BeforeSeq)
-	}
-	var q strings.Builder
-	q.WriteString("SELECT " + auditColumns + " FROM audit_events")
-	if len(where) > 0 {
-		q.WriteString(" WHERE " + strings.Join(where, " AND "))
-	}
-	q.WriteString(" ORDER BY seq")
-	if f.Desc {
-		q.WriteString(" DESC")
-	}
-	if f.Limit > 0 {
-		q.WriteString(" LIMIT ?")
-		args = append(args, f.Limit)
-	}
-	return q.String(), args
-}
-
-// encodeDetail stores Detail as a JSON object with sorted keys, or NULL
-// when it is empty, so that it stays readable with the sqlite3 shell. It is
-// on the audit writer's per-event path, so it appends into one buffer
-// instead of going through reflection; decodeDetail reads it back with
-// encoding/json.
-func encodeDetail(d map[string]string) (any, error) {
-	if len(d) == 0 {
-		return nil, nil
-	}
-	var keysBuf [16]string
-	keys := keysBuf[:0]
-	for k := range d {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	b := make([]byte, 0, 256)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, k)
-		b = append(b, ':')
-		b = appendJSONString(b, d[k])
-	}
-	b = append(b, '}')
-	return string(b), nil
-}
-
-// appendJSONString appends s as a JSON string. Invalid UTF-8 cannot occur:
-// the audit log replaces it before events reach the store.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-func decodeDetail(s sql.NullString) (map[string]string, error) {
-	if !s.Valid || s.String == "" {
-		return nil, nil
-	}
-	var d map[string]string
-	if err := json.Unmarshal([]byte(s.String), &d); err != nil {
-		return nil, fmt.Errorf("decode detail: %w", err)
-	}
-	if len(d) == 0 {
-		return nil, nil
-	}
-	return d, nil
 }

@@ -61,6 +61,22 @@ func seed(t *testing.T, db *DB, n int) {
 	}
 }
 
+// seedBlocks appends n sealed fixture events to an empty log, size events
+// per block, so that tests know where the blocks start.
+func seedBlocks(t *testing.T, db *DB, n, size int) {
+	t.Helper()
+	events := make([]audit.Event, n)
+	for i := range events {
+		events[i] = fixture(i)
+	}
+	chain(events, 1, audit.Genesis)
+	for from := 0; from < n; from += size {
+		if err := db.Audit().Append(context.Background(), events[from:min(from+size, n)]); err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+	}
+}
+
 func scanAll(t *testing.T, st audit.Store, f audit.Filter) []audit.Event {
 	t.Helper()
 	var got []audit.Event
@@ -124,57 +140,65 @@ func TestAuditRoundTrip(t *testing.T) {
 }
 
 func TestVerifyDetectsTampering(t *testing.T) {
+	// The log is blocks 1-32 and 33-60.
 	tests := []struct {
 		name         string
-		tamper       []string // SQL run against the database file
+		tamper       func(t *testing.T, db *DB)
 		wantFirstBad int64
 		wantProblem  string
 	}{
-		{"clean", nil, 0, ""},
-		{"edit-principal", []string{`UPDATE audit_events SET principal = 'user:mallory' WHERE seq = 42`},
+		{"clean", func(*testing.T, *DB) {}, 0, ""},
+		{"edit-principal", setField(42, "principal", "user:mallory"),
 			42, "event 42 was edited: its hash does not match its contents"},
-		{"edit-time", []string{`UPDATE audit_events SET time_ns = time_ns + 1 WHERE seq = 5`},
+		{"edit-time", setField(5, "time", t0.Add(5*time.Minute+1)),
 			5, "event 5 was edited"},
-		{"edit-detail", []string{`UPDATE audit_events SET detail = '{"statement":"SELECT 1"}' WHERE seq = 33`},
+		{"edit-detail", setField(33, "detail", map[string]string{"statement": "SELECT 1"}),
 			33, "event 33 was edited"},
-		{"edit-detail-garbage", []string{`UPDATE audit_events SET detail = 'not json' WHERE seq = 9`},
+		{"drop-detail", setField(34, "detail", nil),
+			34, "event 34 was edited"},
+		{"edit-detail-garbage", setField(9, "detail", "not json"),
 			9, "event 9 was edited: its stored form cannot be read"},
-		{"edit-time-type", []string{`UPDATE audit_events SET time_ns = 'yesterday' WHERE seq = 12`},
+		{"edit-time-type", setField(12, "time", "yesterday"),
 			12, "event 12 was edited: its stored form cannot be read"},
-		{"change-prev", []string{`UPDATE audit_events SET prev = (SELECT hash FROM audit_events WHERE seq = 3) WHERE seq = 12`},
-			12, "event 12 was edited"},
-		{"delete-one", []string{`DELETE FROM audit_events WHERE seq = 17`},
-			17, "event 17 is missing: 16 is followed by 18"},
-		{"delete-range", []string{`DELETE FROM audit_events WHERE seq BETWEEN 17 AND 19`},
-			17, "events 17 to 19 are missing: 16 is followed by 20"},
-		{"delete-first", []string{`DELETE FROM audit_events WHERE seq = 1`},
-			1, "event 1 is missing: the log starts at event 2"},
-		{"swap-rows", []string{
-			`UPDATE audit_events SET seq = -1 WHERE seq = 30`,
-			`UPDATE audit_events SET seq = 30 WHERE seq = 31`,
-			`UPDATE audit_events SET seq = 31 WHERE seq = -1`,
-		}, 30, "event 30 is out of place: it holds the contents of event 31"},
-		{"swap-contents", []string{
-			`CREATE TEMP TABLE a AS SELECT * FROM audit_events WHERE seq IN (10, 50)`,
-			`UPDATE audit_events SET (time_ns, principal, action, target, decision, reason, rule, policy_commit, session, detail, prev, hash) =
-				(SELECT time_ns, principal, action, target, decision, reason, rule, policy_commit, session, detail, prev, hash
-				 FROM temp.a WHERE temp.a.seq = 60 - audit_events.seq) WHERE seq IN (10, 50)`,
-		}, 10, "event 10 is out of place: it holds the contents of event 50"},
-		{"delete-and-renumber", []string{
-			`DELETE FROM audit_events WHERE seq = 25`,
-			`UPDATE audit_events SET seq = -seq WHERE seq > 25`,
-			`UPDATE audit_events SET seq = -seq - 1 WHERE seq < 0`,
+		{"garbage-line", editLines(14, func(lines []string, i int) []string {
+			lines[i] = "not an event"
+			return lines
+		}), 14, "event 14 was edited: its stored form cannot be read"},
+		{"blank-line", editLines(50, func(lines []string, i int) []string {
+			lines[i] = ""
+			return lines
+		}), 50, "event 50 was edited: its stored form cannot be read"},
+		{"change-prev", func(t *testing.T, db *DB) {
+			setField(12, "prev", readEvent(t, db, 3).Hash)(t, db)
+		}, 12, "event 12 was edited"},
+		{"delete-one", deleteLines(17, 17), 17, "event 17 is missing: 16 is followed by 18"},
+		{"delete-range", deleteLines(17, 19), 17, "events 17 to 19 are missing: 16 is followed by 20"},
+		{"delete-first", deleteLines(1, 1), 1, "event 1 is missing: the log starts at event 2"},
+		{"delete-across-blocks", deleteLines(31, 34), 31, "events 31 to 34 are missing: 30 is followed by 35"},
+		{"delete-block", tamperSQL(`DELETE FROM audit_blocks WHERE first_seq = 1`),
+			1, "events 1 to 32 are missing: the log starts at event 33"},
+		{"swap-lines", editLines(30, func(lines []string, i int) []string {
+			lines[i], lines[i+1] = lines[i+1], lines[i]
+			return lines
+		}), 30, "event 30 is missing: 29 is followed by 31"},
+		{"swap-renumbered", swapContents(30, 31), 30, "event 30 is out of place: it holds the contents of event 31"},
+		{"swap-across-blocks", swapContents(10, 50), 10, "event 10 is out of place: it holds the contents of event 50"},
+		{"swap-blocks", tamperSQL(
+			`UPDATE audit_blocks SET first_seq = -first_seq`,
+			`UPDATE audit_blocks SET first_seq = CASE first_seq WHEN -1 THEN 33 ELSE 1 END`,
+		), 1, "events 1 to 32 are missing: the log starts at event 33"},
+		{"delete-and-renumber", func(t *testing.T, db *DB) {
+			deleteLines(25, 25)(t, db)
+			for seq := int64(26); seq <= 60; seq++ {
+				setField(seq, "seq", seq-1)(t, db)
+			}
 		}, 25, "event 25 is out of place: it holds the contents of event 26"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			db := openDB(t, filepath.Join(t.TempDir(), "gatectl.db"))
-			seed(t, db, 60)
-			for _, q := range tt.tamper {
-				if _, err := db.w.Exec(q); err != nil {
-					t.Fatalf("tamper %q: %v", q, err)
-				}
-			}
+			seedBlocks(t, db, 60, 32)
+			tt.tamper(t, db)
 			r := verify(t, db.Audit())
 			if r.FirstBad != tt.wantFirstBad {
 				t.Errorf("FirstBad = %d (%q), want %d", r.FirstBad, r.Problem, tt.wantFirstBad)
@@ -191,11 +215,10 @@ func TestVerifyDetectsARelinkedEvent(t *testing.T) {
 	// hash; event 21 still names the old hash.
 	db := openDB(t, filepath.Join(t.TempDir(), "gatectl.db"))
 	seed(t, db, 30)
-	e := scanAll(t, db.Audit(), audit.Filter{AfterSeq: 19, Limit: 1})[0]
+	e := readEvent(t, db, 20)
 	e.Principal = "user:mallory"
-	if _, err := db.w.Exec(`UPDATE audit_events SET principal = ?, hash = ? WHERE seq = 20`, e.Principal, e.ComputeHash()); err != nil {
-		t.Fatal(err)
-	}
+	setField(20, "principal", e.Principal)(t, db)
+	setField(20, "hash", e.ComputeHash())(t, db)
 	r := verify(t, db.Audit())
 	if want := "event 21 does not follow event 20"; r.FirstBad != 21 || !strings.Contains(r.Problem, want) {
 		t.Errorf("Verify = %d %q, want 21 %q", r.FirstBad, r.Problem, want)
@@ -292,7 +315,7 @@ func TestStoreFailureSurfacesThroughErr(t *testing.T) {
 	seed(t, db, 3)
 	l := openLog(t, db.Audit(), audit.Options{Batch: 10})
 	// The store starts refusing writes, as a full disk or a lost lock would.
-	if _, err := db.w.Exec(`CREATE TRIGGER refuse BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'refused by test'); END`); err != nil {
+	if _, err := db.w.Exec(`CREATE TRIGGER refuse BEFORE INSERT ON audit_blocks BEGIN SELECT RAISE(ABORT, 'refused by test'); END`); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Record(fixture(3)); err != nil {
@@ -317,8 +340,18 @@ func TestStoreFailureSurfacesThroughErr(t *testing.T) {
 }
 
 func TestScanFilters(t *testing.T) {
-	db := openDB(t, filepath.Join(t.TempDir(), "gatectl.db"))
-	seed(t, db, 20)
+	// The same answers whether each event is its own block, blocks cut
+	// across the answers, or one block holds everything.
+	for _, size := range []int{1, 3, 32} {
+		t.Run(fmt.Sprintf("blocks-of-%d", size), func(t *testing.T) {
+			db := openDB(t, filepath.Join(t.TempDir(), "gatectl.db"))
+			seedBlocks(t, db, 20, size)
+			testScanFilters(t, db)
+		})
+	}
+}
+
+func testScanFilters(t *testing.T, db *DB) {
 	tests := []struct {
 		name   string
 		filter audit.Filter
@@ -334,6 +367,14 @@ func TestScanFilters(t *testing.T) {
 		{"after-seq", audit.Filter{AfterSeq: 17}, []int64{18, 19, 20}},
 		{"before-seq-desc", audit.Filter{BeforeSeq: 4, Desc: true}, []int64{3, 2, 1}},
 		{"combined", audit.Filter{Principal: "service:etl", Since: t0.Add(5 * time.Minute), AfterSeq: 6, Limit: 2}, []int64{9, 12}},
+		{"all-desc", audit.Filter{Desc: true, Limit: 5}, []int64{20, 19, 18, 17, 16}},
+		{"seq-window", audit.Filter{AfterSeq: 3, BeforeSeq: 8}, []int64{4, 5, 6, 7}},
+		{"seq-window-desc", audit.Filter{AfterSeq: 3, BeforeSeq: 8, Desc: true}, []int64{7, 6, 5, 4}},
+		{"after-last", audit.Filter{AfterSeq: 20}, nil},
+		{"until-desc", audit.Filter{Until: t0.Add(4 * time.Minute), Desc: true}, []int64{4, 3, 2, 1}},
+		{"since-exact", audit.Filter{Since: t0.Add(19 * time.Minute)}, []int64{20}},
+		{"principal-action-desc", audit.Filter{Principal: "user:alice", Action: "statement", Desc: true}, []int64{19, 13, 10, 7, 4}},
+		{"session-decision", audit.Filter{Session: "s-0", Decision: "deny"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -385,27 +426,5 @@ func TestExport(t *testing.T) {
 		if e.Principal != "user:alice" || e.Hash != e.ComputeHash() {
 			t.Errorf("line %d: principal %q hash %s, want user:alice and a hash matching its contents", i+1, e.Principal, e.Hash)
 		}
-	}
-}
-
-// TestEncodeDetailMatchesEncodingJSON checks the hand-written encoder
-// against encoding/json, whose output it must equal byte for byte.
-func TestEncodeDetailMatchesEncodingJSON(t *testing.T) {
-	for _, d := range []map[string]string{
-		{"text": "SELECT 1", "rows": "1"},
-		{"q": "a \"quoted\" \\ back\nslash\ttab\r\x00\x1f <html> & more", "z": "ünïcødé ✓", "a": ""},
-		{"k\"ey": "v"},
-	} {
-		got, err := encodeDetail(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, _ := json.Marshal(d)
-		if got != string(want) {
-			t.Errorf("encodeDetail(%q):\n got %s\nwant %s", d, got, want)
-		}
-	}
-	if got, _ := encodeDetail(nil); got != nil {
-		t.Errorf("encodeDetail(nil): got %v, want nil", got)
 	}
 }

@@ -29,6 +29,8 @@ type DB struct {
 	w *sql.DB
 	// r is a pool of read-only connections.
 	r *sql.DB
+	// blocks writes the audit log through w.
+	blocks *blockWriter
 }
 
 // Open opens or creates the database at path, switches it to WAL, and
@@ -61,8 +63,13 @@ func Open(path string) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open database %s: %w", abs, err)
 	}
+	if db.blocks, err = newBlockWriter(context.Background(), w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database %s: %w", abs, err)
+	}
 	r, err := sql.Open("sqlite", uri+params+"&_query_only=1")
 	if err != nil {
+		db.blocks.close()
 		w.Close()
 		return nil, fmt.Errorf("open database %s: %w", abs, err)
 	}
@@ -74,7 +81,7 @@ func Open(path string) (*DB, error) {
 
 // Close closes the database. Stop the audit.Log that writes to it first.
 func (db *DB) Close() error {
-	return errors.Join(db.r.Close(), db.w.Close())
+	return errors.Join(db.r.Close(), db.blocks.close(), db.w.Close())
 }
 
 // Audit returns the audit log store kept in this database.

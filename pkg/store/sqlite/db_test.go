@@ -32,7 +32,7 @@ func TestOpenConfiguresTheDatabase(t *testing.T) {
 		{"wal", "PRAGMA journal_mode", "wal"},
 		{"busy-timeout", "PRAGMA busy_timeout", "10000"},
 		{"synchronous-full", "PRAGMA synchronous", "2"},
-		{"schema-version", "SELECT max(version) FROM schema_migrations", "1"},
+		{"schema-version", "SELECT max(version) FROM schema_migrations", "2"},
 		{"file-name", "SELECT file FROM pragma_database_list WHERE name = 'main'", path},
 	}
 	for _, tt := range tests {
@@ -51,7 +51,7 @@ func TestOpenConfiguresTheDatabase(t *testing.T) {
 			})
 		}
 	}
-	if _, err := db.r.Exec("DELETE FROM audit_events"); err == nil || !strings.Contains(err.Error(), "readonly") {
+	if _, err := db.r.Exec("DELETE FROM audit_blocks"); err == nil || !strings.Contains(err.Error(), "readonly") {
 		t.Errorf("write through the read pool: err = %v, want a readonly error", err)
 	}
 }
