@@ -3,10 +3,12 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,6 +116,11 @@ func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pg
 		g.log.Error("cannot resolve a target credential", "target", t.Name, "access", grant.Access.String(), "err", err)
 		return refuse(fmt.Sprintf("the gateway cannot use its credential for target %q; an admin must check the gateway's secrets (see the gateway log)", t.Name))
 	}
+	roots, err := targetRoots(t)
+	if err != nil {
+		g.log.Error("cannot load a target's CA certificates", "target", t.Name, "err", err)
+		return refuse(fmt.Sprintf("the gateway cannot read the CA certificates for target %q (tls_ca); an admin must check the file (see the gateway log)", t.Name))
+	}
 	database := t.Database
 	if database == "" {
 		database = t.Name
@@ -123,11 +130,36 @@ func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pg
 		ID: id, Principal: pr.String(), Target: t.Name, GrantID: grant.ID, Access: grant.Access.String(),
 		Upstream: pgproxy.Upstream{
 			Address: t.Address, Database: database, User: cred.User, Password: password,
-			TLSMode: upstreamTLSMode(t),
+			TLSMode: upstreamTLSMode(t), RootCAs: roots,
 		},
 		Checker:  &pgChecker{g: g, principal: pr, target: t.Name},
 		Observer: &pgObserver{g: g, commit: pol.Commit, principal: pr.String(), target: t.Name, reason: truncate(req.Reason, 1024)},
 	}, nil
+}
+
+// targetRoots loads the target's tls_ca, or returns nil (the system roots)
+// when it has none. It is read at every session, so a renewed CA file takes
+// effect without a reload.
+func targetRoots(t *policy.Target) (*x509.CertPool, error) {
+	if t.TLSCA == "" {
+		return nil, nil
+	}
+	// The policy loader accepts only file: with an absolute path.
+	path, ok := strings.CutPrefix(t.TLSCA, "file:")
+	if !ok {
+		return nil, fmt.Errorf("tls_ca %q is not file:PATH", t.TLSCA)
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read tls_ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	// Fail closed: a file without a certificate must not fall back to the
+	// system roots.
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("tls_ca %s holds no PEM certificate", path)
+	}
+	return pool, nil
 }
 
 // upstreamTLSMode is the target's tls setting; by default plaintext only to

@@ -118,6 +118,32 @@ reason = "r"
 			},
 		},
 		{
+			name: "tls-ca-relative-path",
+			change: map[string]string{"targets/orders.toml": `kind = "postgres"
+address = "db.internal:5432"
+database = "orders"
+tls = "verify-full"
+tls_ca = "file:certs/ca.pem"
+[credentials.read]
+user = "orders_ro"
+password = "env:X"
+`},
+			want: []string{`targets/orders.toml:5: tls_ca "file:certs/ca.pem" is not file:PATH with an absolute path to PEM certificates on the gateway host`},
+		},
+		{
+			name: "tls-ca-without-verify-full",
+			change: map[string]string{"targets/orders.toml": `kind = "postgres"
+address = "db.internal:5432"
+database = "orders"
+tls = "require"
+tls_ca = "file:/etc/gatectl/orders-ca.pem"
+[credentials.read]
+user = "orders_ro"
+password = "env:X"
+`},
+			want: []string{`targets/orders.toml:5: tls_ca is used only to verify the target: set tls = "verify-full" as well`},
+		},
+		{
 			name:   "unknown-table",
 			change: map[string]string{"gatectl.toml": "[access]\nadmins = [\"group:sec\"]\n\n[recordings]\nrequired = false\n"},
 			want:   []string{`gatectl.toml:4: unknown key "recordings"`},

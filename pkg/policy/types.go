@@ -143,6 +143,10 @@ type Target struct {
 	// TLS to the upstream: "disable" (default on loopback), "require",
 	// "verify-full".
 	TLS string `toml:"tls"`
+	// TLSCA is "file:PATH", an absolute path on the gateway host to the PEM
+	// certificates that verify the upstream with tls = "verify-full"
+	// instead of the system roots. Optional.
+	TLSCA string `toml:"tls_ca"`
 	// Credentials has one entry per access level the target offers. The
 	// file spells the levels as table names ([credentials.read]); the loader
 	// decodes those and parses them into Access keys.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -119,6 +120,15 @@ func (l *loader) checkTarget(f *tomlFile, t *Target, creds map[string]Credential
 	case "", "disable", "require", "verify-full":
 	default:
 		l.problems.at(at("tls"), "tls %q is not one of: disable, require, verify-full", t.TLS)
+	}
+	if t.TLSCA != "" {
+		ref, isFile := strings.CutPrefix(t.TLSCA, "file:")
+		switch {
+		case !isFile || !filepath.IsAbs(ref):
+			l.problems.at(at("tls_ca"), "tls_ca %q is not file:PATH with an absolute path to PEM certificates on the gateway host", t.TLSCA)
+		case t.TLS != "verify-full":
+			l.problems.at(at("tls_ca"), "tls_ca is used only to verify the target: set tls = \"verify-full\" as well")
+		}
 	}
 	if len(creds) == 0 {
 		l.problems.at(t.Pos, "no credentials: add a [credentials.read], [credentials.write] or [credentials.admin] table")
