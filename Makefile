@@ -37,7 +37,7 @@ demo: deps
 	$(GO) run ./cmd/gatectl demo
 
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./pkg/proxy/postgres/ ./pkg/sqlclass/ ./pkg/audit/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./pkg/proxy/postgres/ ./pkg/sqlclass/ ./pkg/audit/ ./pkg/store/sqlite/
 	$(GO) run ./cmd/gatectl-bench $(BENCH_FLAGS)
 
 # fuzz runs every fuzz target for FUZZTIME each (the corpus lives in testdata/fuzz).
