@@ -3,6 +3,7 @@ package postgres
 import (
 	"io"
 	"net"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -26,8 +27,10 @@ type sockConn struct {
 	rc syscall.RawConn
 
 	// The state of the call in progress, shared with the method values
-	// below so that a Read or Write allocates nothing. The net package
-	// serializes concurrent reads, and concurrent writes, through RawConn.
+	// below so that a Read or Write allocates nothing. rmu and wmu keep
+	// concurrent Reads (or Writes) from sharing it; a Read and a Write may
+	// run at once, as on any net.Conn.
+	rmu, wmu   sync.Mutex
 	rbuf, wbuf []byte
 	rn, wn     int
 	rerr, werr error
@@ -55,6 +58,8 @@ func (s *sockConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
 	s.rbuf, s.rn, s.rerr = p, 0, nil
 	err := s.rc.Read(s.readFn)
 	s.rbuf = nil
@@ -92,6 +97,8 @@ func (s *sockConn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	s.wbuf, s.wn, s.werr = p, 0, nil
 	err := s.rc.Write(s.writeFn)
 	s.wbuf = nil
