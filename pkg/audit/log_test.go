@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,10 +214,12 @@ func (d *discardStore) Scan(context.Context, audit.Filter, func(audit.Event) err
 }
 
 func TestCloseIsBoundedByItsContext(t *testing.T) {
-	st := &blockingStore{release: make(chan struct{})}
+	st := &blockingStore{release: make(chan struct{}), entered: make(chan struct{}, 8)}
 	l := openLog(t, st, audit.Options{Batch: 1, Queue: 1, FlushEvery: never})
-	// The writer is stuck in Append with event 1; event 2 waits in the queue.
 	record(t, l, 2, "user:alice")
+	// Wait until the writer is stuck in Append: were the write to start
+	// only after release below, it could succeed.
+	<-st.entered
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := l.Close(ctx); !errors.Is(err, context.Canceled) {
@@ -229,13 +233,19 @@ func TestCloseIsBoundedByItsContext(t *testing.T) {
 	}
 }
 
-// blockingStore's Append waits for release or for its context.
+// blockingStore's Append waits for release or for its context. When
+// entered is not nil, Append first sends on it, so a test knows that a
+// write is in progress.
 type blockingStore struct {
 	memStore
 	release chan struct{}
+	entered chan struct{}
 }
 
 func (b *blockingStore) Append(ctx context.Context, events []audit.Event) error {
+	if b.entered != nil {
+		b.entered <- struct{}{}
+	}
 	select {
 	case <-b.release:
 		return b.memStore.Append(ctx, events)
@@ -266,4 +276,41 @@ func TestLogReplacesInvalidUTF8(t *testing.T) {
 	if _, ok := detail["k\xff"]; !ok || len(detail) != 2 {
 		t.Errorf("the caller's Detail was modified: %q", detail)
 	}
+}
+
+// TestCloseReleasesRecordsWaitingForSpace fills the Log while its store
+// never finishes a write: Record must block (backpressure, never drop), and
+// Close must then release the blocked Record with an error instead of
+// leaving it waiting forever.
+func TestCloseReleasesRecordsWaitingForSpace(t *testing.T) {
+	st := &blockingStore{release: make(chan struct{})}
+	l := openLog(t, st, audit.Options{Batch: 1, Queue: 4, FlushEvery: never})
+	const attempts = 1000
+	var accepted atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		for range attempts {
+			if err := l.Record(audit.Event{Principal: "user:alice", Action: "statement"}); err != nil {
+				done <- err
+				return
+			}
+			accepted.Add(1)
+		}
+		done <- nil
+	}()
+	// Let the recorder get past the queue's size, so that it is about to
+	// block or blocked when Close comes.
+	for accepted.Load() < 4 {
+		runtime.Gosched()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	l.Close(ctx)
+	if err := <-done; err == nil {
+		t.Fatalf("all %d Records succeeded against a store that never finishes a write: no backpressure", attempts)
+	}
+	if n := accepted.Load(); n >= attempts {
+		t.Fatalf("accepted %d events, want far fewer than %d", n, attempts)
+	}
+	close(st.release)
 }
