@@ -21,9 +21,10 @@ import (
 // exactly as net.Conn would. Deadlines, Close and the poller's wakeups work
 // unchanged because waiting goes through syscall.RawConn.
 //
-// Everything other than Read and Write is the wrapped connection's.
+// Everything other than Read and Write is the wrapped connection's,
+// CloseWrite included.
 type sockConn struct {
-	net.Conn
+	*net.TCPConn
 	rc syscall.RawConn
 
 	// The state of the call in progress, shared with the method values
@@ -49,7 +50,7 @@ func newSockConn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	s := &sockConn{Conn: c, rc: rc}
+	s := &sockConn{TCPConn: tc, rc: rc}
 	s.readFn, s.writeFn = s.doRead, s.doWrite
 	return s
 }

@@ -171,3 +171,19 @@ func TestSockConnConcurrentReaders(t *testing.T) {
 		t.Fatalf("the two readers got %d bytes in all, want %d", got, n)
 	}
 }
+
+// TestSockConnCloseWrite: lingerClose half-closes a client through
+// CloseWrite, so the wrapper must keep it.
+func TestSockConnCloseWrite(t *testing.T) {
+	a, b := tcpPair(t)
+	cw, ok := a.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatalf("%T has no CloseWrite", a)
+	}
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("peer read after CloseWrite: got %d, %v; want 0, io.EOF", n, err)
+	}
+}
