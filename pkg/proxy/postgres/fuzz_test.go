@@ -83,7 +83,7 @@ func FuzzFrontendMessages(f *testing.F) {
 	f.Add(msg('X', ""))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		ss := newFuzzSession(in)
-		ss.clientLoop()
+		ss.clientLoop(nil)
 		if ss.reason == "" {
 			t.Fatal("client loop returned without a reason")
 		}

@@ -194,19 +194,27 @@ type gateway struct {
 	rec  *recorder
 	logs *syncBuffer
 	ca   *x509.CertPool
+	// sslmode is what clients of this gateway use.
+	sslmode string
 }
 
 type gatewayOptions struct {
-	plaintext  bool // AllowPlaintext for every address
-	maxMessage int
-	upstream   *Upstream
-	checker    StatementChecker
+	plaintext bool // AllowPlaintext for every address
+	// plainClients makes the test's clients connect without TLS (and
+	// implies plaintext), so their sessions run on the event loop.
+	plainClients bool
+	maxMessage   int
+	upstream     *Upstream
+	checker      StatementChecker
 }
 
 func startGateway(t testing.TB, o gatewayOptions) *gateway {
 	t.Helper()
 	pg := needPG(t)
-	g := &gateway{rec: newRecorder(), logs: &syncBuffer{}}
+	g := &gateway{rec: newRecorder(), logs: &syncBuffer{}, sslmode: "require"}
+	if o.plainClients {
+		o.plaintext, g.sslmode = true, "disable"
+	}
 	up := Upstream{Address: pg.Addr(), Database: "orders", User: "orders_rw", Password: rwPassword, TLSMode: "disable"}
 	if o.upstream != nil {
 		up = *o.upstream
@@ -244,6 +252,13 @@ func startGateway(t testing.TB, o gatewayOptions) *gateway {
 	return g
 }
 
+// forTransports runs test over TLS, where sessions relay on goroutines,
+// and in plaintext, where they relay on the event loop.
+func forTransports(t *testing.T, test func(t *testing.T, plain bool)) {
+	t.Run("tls", func(t *testing.T) { test(t, false) })
+	t.Run("plaintext", func(t *testing.T) { test(t, true) })
+}
+
 // dsn is a connection string for the gateway.
 func (g *gateway) dsn(token, sslmode string) string {
 	host, port, _ := net.SplitHostPort(g.addr)
@@ -268,7 +283,7 @@ func (g *gateway) pgxConfig(t testing.TB, token, sslmode string, got *syncBuffer
 
 func (g *gateway) connect(t testing.TB, got *syncBuffer) *pgx.Conn {
 	t.Helper()
-	conn, err := pgx.ConnectConfig(context.Background(), g.pgxConfig(t, goodToken, "require", got))
+	conn, err := pgx.ConnectConfig(context.Background(), g.pgxConfig(t, goodToken, g.sslmode, got))
 	if err != nil {
 		t.Fatalf("connect through gateway: %v", err)
 	}

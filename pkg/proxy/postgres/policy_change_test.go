@@ -22,9 +22,11 @@ func (c *switchChecker) Check(ctx context.Context, sql string) Verdict {
 
 // TestBindRechecksThePolicy checks that a statement prepared while allowed
 // cannot run after the policy stops allowing it: the Bind is checked again.
-func TestBindRechecksThePolicy(t *testing.T) {
+func TestBindRechecksThePolicy(t *testing.T) { forTransports(t, testBindRechecksThePolicy) }
+
+func testBindRechecksThePolicy(t *testing.T, plain bool) {
 	c := &switchChecker{}
-	g := startGateway(t, gatewayOptions{checker: c})
+	g := startGateway(t, gatewayOptions{plainClients: plain, checker: c})
 	conn := g.connect(t, nil)
 	ctx := context.Background()
 	const sql = "SELECT 1 AS orders_refused_now"
@@ -45,7 +47,11 @@ func TestBindRechecksThePolicy(t *testing.T) {
 // SQL PREPARE, which shares the protocol's namespace but whose text the
 // gateway checked only as a PREPARE, ends the session.
 func TestBindOfUnseenStatementRefused(t *testing.T) {
-	g := startGateway(t, gatewayOptions{})
+	forTransports(t, testBindOfUnseenStatementRefused)
+}
+
+func testBindOfUnseenStatementRefused(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain})
 	conn := g.connect(t, nil)
 	ctx := context.Background()
 	if _, err := conn.Exec(ctx, "PREPARE sneaky AS SELECT 1", pgx.QueryExecModeSimpleProtocol); err != nil {
@@ -61,8 +67,10 @@ func TestBindOfUnseenStatementRefused(t *testing.T) {
 // target would read statements differently from the classifier:
 // standard_conforming_strings off (set mid-session) and a client-only
 // encoding (asked for at startup).
-func TestUnsafeSettingsEndTheSession(t *testing.T) {
-	g := startGateway(t, gatewayOptions{})
+func TestUnsafeSettingsEndTheSession(t *testing.T) { forTransports(t, testUnsafeSettingsEndTheSession) }
+
+func testUnsafeSettingsEndTheSession(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain})
 	ctx := context.Background()
 	conn := g.connect(t, nil)
 	_, err := conn.Exec(ctx, "SET standard_conforming_strings = off", pgx.QueryExecModeSimpleProtocol)
@@ -73,7 +81,7 @@ func TestUnsafeSettingsEndTheSession(t *testing.T) {
 		t.Fatalf("after SET standard_conforming_strings = off: got %v, want SQLSTATE 42501", err)
 	}
 
-	cfg := g.pgxConfig(t, goodToken, "require", nil)
+	cfg := g.pgxConfig(t, goodToken, g.sslmode, nil)
 	cfg.RuntimeParams["client_encoding"] = "SJIS"
 	_, err = pgx.ConnectConfig(ctx, cfg)
 	if code := pgCode(err); code != codeInsufficientPriv || !strings.Contains(err.Error(), "client_encoding SJIS") {

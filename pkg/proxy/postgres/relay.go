@@ -24,22 +24,38 @@ const (
 // not read during a forced shutdown.
 const shutdownWriteGrace = 2 * time.Second
 
-// run relays the session until either side ends it: one goroutine per
-// direction, each owning its conduit.
-func (ss *session) run(r *bufio.Reader, w *bufio.Writer) {
-	ss.fe = newConduit(r, bufio.NewWriterSize(ss.up.conn, relayBufferSize), ss.srv.maxBody())
-	ss.be = newConduit(bufio.NewReaderSize(ss.up.conn, relayBufferSize), w, 0)
+// run relays the session until either side ends it: on the event loop
+// while it can (see loop_linux.go), then on one goroutine per direction,
+// each owning its conduit. client is the connection under r and w.
+func (ss *session) run(client *relayConn, r *bufio.Reader, w *bufio.Writer) {
+	target := newRelayConn(ss.up.conn)
+	ss.fe = newConduit(r, bufio.NewWriterSize(target, relayBufferSize), ss.srv.maxBody())
+	ss.be = newConduit(bufio.NewReaderSize(target, relayBufferSize), w, 0)
 	ss.log.Info("postgres session started", "application_name", ss.info.ApplicationName, "tls", ss.info.TLS)
 	if o := ss.plan.Observer; o != nil {
 		o.SessionStart(ss.info)
 	}
 
+	feErr, beErr := ss.relayInLoop(client, target)
+	ss.modeMu.Lock()
+	stopping := ss.stopping
+	ss.modeMu.Unlock()
+	if stopping {
+		// Shutdown came while the loop had the session.
+		ss.shutdown()
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ss.clientLoop()
+		if err := target.flushStash(); err != nil && feErr == nil {
+			feErr = &writeError{err}
+		}
+		ss.clientLoop(feErr)
 	}()
-	ss.targetLoop()
+	if err := client.flushStash(); err != nil && beErr == nil {
+		beErr = &writeError{err}
+	}
+	ss.targetLoop(beErr)
 	<-done
 
 	ss.srv.dropCancelKey(ss.key)
@@ -76,82 +92,90 @@ func (ss *session) end(reason string, fe *clientError) {
 	})
 }
 
-// shutdown ends the session for Server.Shutdown.
+// shutdown ends the session for Server.Shutdown. A session on the event
+// loop is first given back to its goroutines, which call shutdown again.
 func (ss *session) shutdown() {
+	ss.modeMu.Lock()
+	ss.stopping = true
+	if ls := ss.inLoop; ls != nil {
+		ls.kick()
+		ss.modeMu.Unlock()
+		return
+	}
+	client := ss.client
+	ss.modeMu.Unlock()
 	ss.end(reasonShutdown, fatal(codeAdminShutdown, "the gateway is shutting down; reconnect to continue"))
 	// Unblock a client goroutine waiting on the client, and bound the
 	// final write to a client that does not read.
-	ss.client.SetReadDeadline(time.Now())
-	ss.client.SetWriteDeadline(time.Now().Add(shutdownWriteGrace))
+	client.SetReadDeadline(time.Now())
+	client.SetWriteDeadline(time.Now().Add(shutdownWriteGrace))
 	ss.cancel()
 }
 
 // clientLoop forwards client messages to the target until the client ends,
-// the target connection fails, or the client breaks the protocol.
-func (ss *session) clientLoop() {
-	for {
-		typ, n, err := ss.fe.next()
+// the target connection fails, or the client breaks the protocol. err is an
+// error the event loop met on this side, to act on first.
+func (ss *session) clientLoop(err error) {
+	for err == nil {
+		var typ byte
+		var n int
+		typ, n, err = ss.fe.next()
 		if err == nil {
 			err = ss.handleClientMessage(typ, n)
 		}
-		if err == nil {
-			continue
+	}
+	var tooLarge *tooLargeError
+	var pe *protocolError
+	var re *refusedSessionError
+	var we *writeError
+	switch {
+	case errors.Is(err, errTerminated):
+		ss.end(reasonTerminate, nil)
+	case errors.As(err, &tooLarge):
+		ss.log.Warn("client message too large", "size", tooLarge.size, "limit", tooLarge.limit)
+		ss.end(reasonTooLarge, fatal(codeProgramLimitExceeded, tooLarge.Error()))
+	case errors.As(err, &pe):
+		ss.log.Warn("client protocol error", "err", err)
+		ss.end(reasonProtocolError, fatal(codeProtocolViolation, pe.msg))
+	case errors.As(err, &re):
+		ss.log.Info("session closed by a refusal", "why", re.msg)
+		code := re.code
+		if code == "" {
+			code = codeInsufficientPriv
 		}
-		var tooLarge *tooLargeError
-		var pe *protocolError
-		var re *refusedSessionError
-		var we *writeError
-		switch {
-		case errors.Is(err, errTerminated):
-			ss.end(reasonTerminate, nil)
-		case errors.As(err, &tooLarge):
-			ss.log.Warn("client message too large", "size", tooLarge.size, "limit", tooLarge.limit)
-			ss.end(reasonTooLarge, fatal(codeProgramLimitExceeded, tooLarge.Error()))
-		case errors.As(err, &pe):
-			ss.log.Warn("client protocol error", "err", err)
-			ss.end(reasonProtocolError, fatal(codeProtocolViolation, pe.msg))
-		case errors.As(err, &re):
-			ss.log.Info("session closed by a refusal", "why", re.msg)
-			code := re.code
-			if code == "" {
-				code = codeInsufficientPriv
-			}
-			ss.end(reasonRefused, fatal(code, re.msg))
-		case errors.As(err, &we):
-			ss.end(reasonTargetLost, ss.targetLost())
-		default:
-			ss.end(reasonClientGone, nil)
-		}
-		return
+		ss.end(reasonRefused, fatal(code, re.msg))
+	case errors.As(err, &we):
+		ss.end(reasonTargetLost, ss.targetLost())
+	default:
+		ss.end(reasonClientGone, nil)
 	}
 }
 
 // targetLoop forwards target messages to the client until the target
-// connection ends, then tells the client why and closes it.
-func (ss *session) targetLoop() {
-	for {
-		typ, n, err := ss.be.next()
+// connection ends, then tells the client why and closes it. err is an error
+// the event loop met on this side, to act on first.
+func (ss *session) targetLoop(err error) {
+	for err == nil {
+		var typ byte
+		var n int
+		typ, n, err = ss.be.next()
 		if err == nil {
 			err = ss.handleTargetMessage(typ, n)
 		}
-		if err == nil {
-			continue
-		}
-		var we *writeError
-		var ue *unsafeSettingError
-		switch {
-		case errors.As(err, &we):
-			ss.end(reasonClientGone, nil)
-		case errors.As(err, &ue):
-			ss.log.Warn("target setting would defeat statement checks; session closed", "why", ue.msg)
-			ss.end(reasonRefused, fatal(codeInsufficientPriv, ue.msg))
-		case ss.terminating.Load():
-			// The target closed because the client said goodbye.
-			ss.end(reasonTerminate, nil)
-		default:
-			ss.end(reasonTargetLost, ss.targetLost())
-		}
-		break
+	}
+	var we *writeError
+	var ue *unsafeSettingError
+	switch {
+	case errors.As(err, &we):
+		ss.end(reasonClientGone, nil)
+	case errors.As(err, &ue):
+		ss.log.Warn("target setting would defeat statement checks; session closed", "why", ue.msg)
+		ss.end(reasonRefused, fatal(codeInsufficientPriv, ue.msg))
+	case ss.terminating.Load():
+		// The target closed because the client said goodbye.
+		ss.end(reasonTerminate, nil)
+	default:
+		ss.end(reasonTargetLost, ss.targetLost())
 	}
 	if ss.fatalErr != nil && ss.reason != reasonClientGone {
 		if ss.reason == reasonTargetLost {

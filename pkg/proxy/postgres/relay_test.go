@@ -17,8 +17,10 @@ import (
 	"github.com/lib/pq"
 )
 
-func TestQueryModes(t *testing.T) {
-	g := startGateway(t, gatewayOptions{})
+func TestQueryModes(t *testing.T) { forTransports(t, testQueryModes) }
+
+func testQueryModes(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain})
 	conn := g.connect(t, nil)
 	ctx := context.Background()
 	modes := []struct {
@@ -43,9 +45,11 @@ func TestQueryModes(t *testing.T) {
 	}
 }
 
-func TestLibPQ(t *testing.T) {
-	g := startGateway(t, gatewayOptions{})
-	db, err := sql.Open("postgres", g.dsn(goodToken, "require"))
+func TestLibPQ(t *testing.T) { forTransports(t, testLibPQ) }
+
+func testLibPQ(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain})
+	db, err := sql.Open("postgres", g.dsn(goodToken, g.sslmode))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +68,10 @@ func TestLibPQ(t *testing.T) {
 	}
 }
 
-func TestPipelinedBatch(t *testing.T) {
-	g := startGateway(t, gatewayOptions{})
+func TestPipelinedBatch(t *testing.T) { forTransports(t, testPipelinedBatch) }
+
+func testPipelinedBatch(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain})
 	conn := g.connect(t, nil)
 	ctx := context.Background()
 	b := &pgx.Batch{}
@@ -99,7 +105,11 @@ func TestPipelinedBatch(t *testing.T) {
 }
 
 func TestRefusedStatementAbortsTransaction(t *testing.T) {
-	g := startGateway(t, gatewayOptions{})
+	forTransports(t, testRefusedStatementAbortsTransaction)
+}
+
+func testRefusedStatementAbortsTransaction(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain})
 	conn := g.connect(t, nil)
 	ctx := context.Background()
 	modes := []struct {
@@ -137,8 +147,10 @@ func TestRefusedStatementAbortsTransaction(t *testing.T) {
 	}
 }
 
-func TestRefusedParseWithParameters(t *testing.T) {
-	g := startGateway(t, gatewayOptions{})
+func TestRefusedParseWithParameters(t *testing.T) { forTransports(t, testRefusedParseWithParameters) }
+
+func testRefusedParseWithParameters(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain})
 	conn := g.connect(t, nil)
 	ctx := context.Background()
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeExec, pgx.QueryExecModeDescribeExec} {
@@ -172,8 +184,10 @@ func TestRefusedParseWithParameters(t *testing.T) {
 	}
 }
 
-func TestCopy(t *testing.T) {
-	g := startGateway(t, gatewayOptions{})
+func TestCopy(t *testing.T) { forTransports(t, testCopy) }
+
+func testCopy(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain})
 	conn := g.connect(t, nil)
 	ctx := context.Background()
 	if _, err := conn.Exec(ctx, "CREATE TEMP TABLE copied (id int, note text)"); err != nil {
@@ -202,8 +216,10 @@ func TestCopy(t *testing.T) {
 	}
 }
 
-func TestListenNotify(t *testing.T) {
-	g := startGateway(t, gatewayOptions{})
+func TestListenNotify(t *testing.T) { forTransports(t, testListenNotify) }
+
+func testListenNotify(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain})
 	listener, notifier := g.connect(t, nil), g.connect(t, nil)
 	ctx := context.Background()
 	if _, err := listener.Exec(ctx, "LISTEN orders_changed"); err != nil {
@@ -221,9 +237,11 @@ func TestListenNotify(t *testing.T) {
 	}
 }
 
-func TestCancel(t *testing.T) {
-	g := startGateway(t, gatewayOptions{})
-	cfg := g.pgxConfig(t, goodToken, "require", nil)
+func TestCancel(t *testing.T) { forTransports(t, testCancel) }
+
+func testCancel(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain})
+	cfg := g.pgxConfig(t, goodToken, g.sslmode, nil)
 	cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: 1 << 62}
 	}
@@ -256,8 +274,10 @@ func sleeping(admin *pgx.Conn) int {
 	return n
 }
 
-func TestMaxMessageSize(t *testing.T) {
-	g := startGateway(t, gatewayOptions{maxMessage: 64 << 10})
+func TestMaxMessageSize(t *testing.T) { forTransports(t, testMaxMessageSize) }
+
+func testMaxMessageSize(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain, maxMessage: 64 << 10})
 	conn := g.connect(t, nil)
 	ctx := context.Background()
 	_, err := conn.Exec(ctx, "SELECT '"+strings.Repeat("a", 100<<10)+"'", pgx.QueryExecModeSimpleProtocol)
@@ -272,8 +292,10 @@ func TestMaxMessageSize(t *testing.T) {
 	}
 }
 
-func TestClientDisconnectMidQuery(t *testing.T) {
-	g := startGateway(t, gatewayOptions{})
+func TestClientDisconnectMidQuery(t *testing.T) { forTransports(t, testClientDisconnectMidQuery) }
+
+func testClientDisconnectMidQuery(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain})
 	conn := g.connect(t, nil)
 	admin := adminConn(t)
 	go conn.Exec(context.Background(), "SELECT pg_sleep(600)")
@@ -295,8 +317,10 @@ func TestClientDisconnectMidQuery(t *testing.T) {
 	}
 }
 
-func TestTargetKilledMidSession(t *testing.T) {
-	g := startGateway(t, gatewayOptions{plaintext: true})
+func TestTargetKilledMidSession(t *testing.T) { forTransports(t, testTargetKilledMidSession) }
+
+func testTargetKilledMidSession(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain, plaintext: true})
 	other := g.connect(t, nil)
 	admin := adminConn(t)
 	ctx := context.Background()
@@ -348,8 +372,10 @@ func TestTargetKilledMidSession(t *testing.T) {
 	}
 }
 
-func TestFunctionCall(t *testing.T) {
-	g := startGateway(t, gatewayOptions{plaintext: true})
+func TestFunctionCall(t *testing.T) { forTransports(t, testFunctionCall) }
+
+func testFunctionCall(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain, plaintext: true})
 	c, err := net.Dial("tcp", g.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -411,8 +437,10 @@ func readUntilReady(t *testing.T, fe *pgproto3.Frontend) []pgproto3.BackendMessa
 // TestTerminateIsNotTargetLost checks that a client saying goodbye ends the
 // session as client-terminate: the target closing right after the forwarded
 // Terminate raced the client side and was once reported as a lost target.
-func TestTerminateIsNotTargetLost(t *testing.T) {
-	g := startGateway(t, gatewayOptions{})
+func TestTerminateIsNotTargetLost(t *testing.T) { forTransports(t, testTerminateIsNotTargetLost) }
+
+func testTerminateIsNotTargetLost(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain})
 	for i := range 40 {
 		conn := g.connect(t, nil)
 		if _, err := conn.Exec(context.Background(), "SELECT 1"); err != nil {

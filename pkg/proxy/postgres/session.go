@@ -52,6 +52,14 @@ type session struct {
 	statements int64
 	refused    int64
 
+	// modeMu guards the switch between loop mode and goroutine mode, and
+	// the client and target connections, which change at that switch.
+	modeMu sync.Mutex
+	// inLoop is the session's state on the event loop while it is there.
+	inLoop *loopSession
+	// stopping is set by shutdown.
+	stopping bool
+
 	endOnce sync.Once
 	// terminating is set once the client's Terminate is on its way to the
 	// target, so the target closing after it is not taken for a lost target.
@@ -68,6 +76,7 @@ func (s *Server) serveConn(t *tracked) {
 	raw.SetDeadline(time.Now().Add(startupTimeout))
 
 	n, err := negotiate(newSockConn(raw), s.tlsConf)
+	client := newRelayConn(n.conn)
 	if err != nil {
 		log.Debug("postgres startup failed", "err", err)
 		var pe *clientError
@@ -82,7 +91,7 @@ func (s *Server) serveConn(t *tracked) {
 		s.forwardCancel(log, n.packet)
 		return
 	}
-	w := bufio.NewWriterSize(n.conn, relayBufferSize)
+	w := bufio.NewWriterSize(client, relayBufferSize)
 	// Fail closed: plaintext only where AllowPlaintext says so.
 	if !n.tls && (s.AllowPlaintext == nil || !s.AllowPlaintext(raw.RemoteAddr())) {
 		log.Info("postgres client refused: plaintext not allowed")
@@ -92,7 +101,7 @@ func (s *Server) serveConn(t *tracked) {
 		return
 	}
 	// Buffered reading starts only now, after any TLS handshake.
-	r := bufio.NewReaderSize(n.conn, relayBufferSize)
+	r := bufio.NewReaderSize(client, relayBufferSize)
 	sess, err := s.startSession(t, n, r, w, log)
 	if err != nil {
 		var ce *clientError
@@ -105,7 +114,7 @@ func (s *Server) serveConn(t *tracked) {
 		return
 	}
 	raw.SetDeadline(time.Time{})
-	sess.run(r, w)
+	sess.run(client, r, w)
 }
 
 // startSession authenticates the client, logs in to the target and

@@ -93,8 +93,10 @@ func TestParseStartup(t *testing.T) {
 	}
 }
 
-func TestShutdownEndsSessions(t *testing.T) {
-	g := startGateway(t, gatewayOptions{})
+func TestShutdownEndsSessions(t *testing.T) { forTransports(t, testShutdownEndsSessions) }
+
+func testShutdownEndsSessions(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain})
 	conn := g.connect(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // do not wait for the session to end on its own
