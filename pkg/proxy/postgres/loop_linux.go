@@ -34,15 +34,32 @@ import (
 // anyway.
 
 var (
-	loopOnce sync.Once
-	theLoop  *eventLoop
-	loopErr  error
+	loopsOnce sync.Once
+	loops     []*eventLoop
+	loopsErr  error
+	nextLoop  atomic.Uint32
 )
 
-// sharedLoop returns the process's event loop, starting it on first use.
-func sharedLoop() (*eventLoop, error) {
-	loopOnce.Do(func() { theLoop, loopErr = startLoop() })
-	return theLoop, loopErr
+// sharedLoops returns the process's event loops, starting them on first
+// use: one per two CPUs the runtime may use, so that relaying can use half
+// the machine and the statement checker, the audit log and the goroutine
+// sessions the rest.
+func sharedLoops() ([]*eventLoop, error) {
+	loopsOnce.Do(func() {
+		n := max(1, runtime.GOMAXPROCS(0)/2)
+		for range n {
+			l, err := startLoop()
+			if err != nil {
+				loopsErr = err
+				return
+			}
+			loops = append(loops, l)
+		}
+	})
+	if len(loops) == 0 {
+		return nil, loopsErr
+	}
+	return loops, nil
 }
 
 // eventLoop is one epoll instance and the thread that waits on it.
@@ -114,11 +131,12 @@ func (ss *session) relayInLoop(client, target *relayConn) (feErr, beErr error) {
 	if ss.up.tlsConfig != nil || ss.info.TLS {
 		return nil, nil
 	}
-	l, err := sharedLoop()
+	all, err := sharedLoops()
 	if err != nil {
 		ss.log.Debug("event loop unavailable; relaying on goroutines", "err", err)
 		return nil, nil
 	}
+	l := all[int(nextLoop.Add(1))%len(all)]
 	ss.modeMu.Lock()
 	if ss.stopping {
 		ss.modeMu.Unlock()
