@@ -120,6 +120,7 @@ func (s *session) onParse(n int) error {
 		text := string(sql)
 		info = &stmtInfo{text: text, verdict: s.check(text)}
 	}
+	info.read = s.readNo()
 	s.stmts.setStmt(name, info)
 	if s.stmts.full() {
 		return &refusedSessionError{code: codeProgramLimitExceeded,
@@ -154,10 +155,12 @@ func (s *session) onBind(n int) error {
 		// by SQL PREPARE shares the namespace) has no text to check.
 		return &refusedSessionError{msg: fmt.Sprintf("Bind of prepared statement %q, which the gateway did not see parsed, is not allowed; use EXECUTE or Parse it first", name)}
 	}
-	if info.verdict.Allow {
+	if info.verdict.Allow && !s.sameRead(info.read) {
 		// Check again: the verdict at Parse may be stale (a new policy, an
 		// expired grant). The target holds the allowed text under this
-		// name, so a refusal now ends the session.
+		// name, so a refusal now ends the session. A Parse that came in
+		// the same read as this Bind (a one-shot query) was checked a
+		// moment ago.
 		if v := s.plan.Checker.Check(s.ctx, info.text); !v.Allow {
 			return &refusedSessionError{msg: v.Message + " (the policy changed since this statement was prepared; reconnect)"}
 		}
@@ -226,6 +229,19 @@ func (s *session) onFunctionCall(n int) error {
 	// refusal answers with ErrorResponse and ReadyForQuery, as the call would.
 	s.scratch = appendQuery(s.scratch[:0], refusalSQL(v.Message))
 	return s.fe.write(s.scratch)
+}
+
+// readNo identifies the client read being handled.
+func (s *session) readNo() uint64 {
+	if s.clientIn == nil {
+		return 0
+	}
+	return s.clientIn.reads
+}
+
+// sameRead reports whether the client read being handled is read.
+func (s *session) sameRead(read uint64) bool {
+	return s.clientIn != nil && s.clientIn.reads == read
 }
 
 // textOf returns sql as a string, reusing the previous simple query's string

@@ -76,7 +76,9 @@ type eventLoop struct {
 	added, givenBack atomic.Int64
 
 	// Owned by the loop thread.
-	byFD   map[int32]*loopSession
+	// byFD maps a descriptor to its session; descriptors are small
+	// integers, so a slice is cheaper than a map on every event.
+	byFD   []*loopSession
 	events []syscall.EpollEvent
 }
 
@@ -113,7 +115,7 @@ func startLoop() (*eventLoop, error) {
 		syscall.Close(epfd)
 		return nil, os.NewSyscallError("eventfd2", errno)
 	}
-	l := &eventLoop{epfd: epfd, wakefd: int(wakefd), byFD: make(map[int32]*loopSession), events: make([]syscall.EpollEvent, 128)}
+	l := &eventLoop{epfd: epfd, wakefd: int(wakefd), events: make([]syscall.EpollEvent, 128)}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(wakefd)}
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, int(wakefd), &ev); err != nil {
 		syscall.Close(epfd)
@@ -234,7 +236,10 @@ func (l *eventLoop) run() {
 				clear(taken)
 				continue
 			}
-			ls := l.byFD[fd]
+			var ls *loopSession
+			if int(fd) < len(l.byFD) {
+				ls = l.byFD[fd]
+			}
 			if ls == nil {
 				continue // given back earlier in this batch
 			}
@@ -259,7 +264,10 @@ func (l *eventLoop) add(ls *loopSession) {
 			l.giveBack(ls)
 			return
 		}
-		l.byFD[int32(fd)] = ls
+		if fd >= len(l.byFD) {
+			l.byFD = append(l.byFD, make([]*loopSession, fd+1-len(l.byFD))...)
+		}
+		l.byFD[fd] = ls
 	}
 	if l.pumpClient(ls) {
 		l.pumpTarget(ls)
@@ -271,9 +279,9 @@ func (l *eventLoop) giveBack(ls *loopSession) {
 	ls.active = false
 	l.givenBack.Add(1)
 	for _, fd := range []int{ls.client.fd, ls.target.fd} {
-		if l.byFD[int32(fd)] == ls {
+		if fd < len(l.byFD) && l.byFD[fd] == ls {
 			syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
-			delete(l.byFD, int32(fd))
+			l.byFD[fd] = nil
 		}
 	}
 	close(ls.back)

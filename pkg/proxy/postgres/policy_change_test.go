@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -40,6 +41,58 @@ func testBindRechecksThePolicy(t *testing.T, plain bool) {
 	_, err := conn.Exec(ctx, "late")
 	if code := pgCode(err); code != codeInsufficientPriv || !strings.Contains(err.Error(), "policy changed") {
 		t.Fatalf("after the policy changed: got %v, want SQLSTATE 42501 saying the policy changed", err)
+	}
+}
+
+// countingChecker counts the checks of each statement text.
+type countingChecker struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *countingChecker) Check(ctx context.Context, sql string) Verdict {
+	c.mu.Lock()
+	c.n[sql]++
+	c.mu.Unlock()
+	return testChecker{}.Check(ctx, sql)
+}
+
+func (c *countingChecker) count(sql string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[sql]
+}
+
+// TestOneShotQueryCheckedOnce checks that a Parse and Bind sent together
+// (a one-shot extended query) are checked once, at the Parse, while a Bind
+// that comes in a later read is checked again.
+func TestOneShotQueryCheckedOnce(t *testing.T) { forTransports(t, testOneShotQueryCheckedOnce) }
+
+func testOneShotQueryCheckedOnce(t *testing.T, plain bool) {
+	c := &countingChecker{n: map[string]int{}}
+	g := startGateway(t, gatewayOptions{plainClients: plain, checker: c})
+	conn := g.connect(t, nil)
+	ctx := context.Background()
+	const oneShot = "SELECT name FROM items WHERE id = $1"
+	for i := 1; i <= 3; i++ {
+		if _, err := conn.Exec(ctx, oneShot, pgx.QueryExecModeExec, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := c.count(oneShot); got != 3 {
+		t.Errorf("one-shot query run 3 times was checked %d times, want 3", got)
+	}
+	const prepared = "SELECT count(*) FROM items"
+	if _, err := conn.Prepare(ctx, "p", prepared); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := conn.Exec(ctx, "p"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := c.count(prepared); got != 3 {
+		t.Errorf("statement prepared once and run twice was checked %d times, want 3 (Parse, then each Bind)", got)
 	}
 }
 

@@ -29,6 +29,7 @@ const shutdownWriteGrace = 2 * time.Second
 // each owning its conduit. client is the connection under r and w.
 func (ss *session) run(client *relayConn, r *bufio.Reader, w *bufio.Writer) {
 	target := newRelayConn(ss.up.conn)
+	ss.clientIn = client
 	ss.fe = newConduit(r, bufio.NewWriterSize(target, relayBufferSize), ss.srv.maxBody())
 	ss.be = newConduit(bufio.NewReaderSize(target, relayBufferSize), w, 0)
 	ss.log.Info("postgres session started", "application_name", ss.info.ApplicationName, "tls", ss.info.TLS)

@@ -37,18 +37,26 @@ type relayConn struct {
 	// rerr is a read error met in loop mode; goroutine-mode Reads return it,
 	// so the relay sees the same end of input whichever mode read it.
 	rerr error
+	// reads counts the reads that returned data; the reader's goroutine
+	// (or the loop) owns it.
+	reads uint64
 }
 
 func newRelayConn(c net.Conn) *relayConn { return &relayConn{conn: c, fd: -1} }
 
-func (rc *relayConn) Read(p []byte) (int, error) {
-	if rc.fd >= 0 {
-		return rc.loopRead(p)
-	}
-	if rc.rerr != nil {
+func (rc *relayConn) Read(p []byte) (n int, err error) {
+	switch {
+	case rc.fd >= 0:
+		n, err = rc.loopRead(p)
+	case rc.rerr != nil:
 		return 0, rc.rerr
+	default:
+		n, err = rc.conn.Read(p)
 	}
-	return rc.conn.Read(p)
+	if n > 0 {
+		rc.reads++
+	}
+	return n, err
 }
 
 func (rc *relayConn) Write(p []byte) (int, error) {

@@ -35,10 +35,13 @@ type session struct {
 	log    *slog.Logger
 	info   SessionInfo
 	client net.Conn
-	up     *upstreamConn
-	key    cancelKey
-	ctx    context.Context
-	cancel context.CancelFunc
+	// clientIn is the client connection as the relay reads it; nil in
+	// tests that drive handlers directly.
+	clientIn *relayConn
+	up       *upstreamConn
+	key      cancelKey
+	ctx      context.Context
+	cancel   context.CancelFunc
 
 	// fe carries client → target and is owned by the client goroutine with
 	// stmts, scratch, lastQuery, statements and refused; be carries

@@ -4,6 +4,9 @@ package postgres
 type stmtInfo struct {
 	text    string
 	verdict Verdict
+	// read is the client read (session.readNo) that brought the Parse the
+	// verdict was made for.
+	read uint64
 }
 
 // stmtTable tracks the client's prepared statements and portals so that an
