@@ -71,10 +71,11 @@ func (nopObserver) Statement(StatementEvent) {}
 func (nopObserver) SessionEnd(SessionStats)  {}
 
 // BenchmarkSelectByPK runs pgx select-by-primary-key round trips directly
-// against the target and through the gateway; compare the two ns/op.
+// against the target and through the gateway, over TLS (goroutine relay) and
+// in plaintext (event loop); compare the ns/op.
 func BenchmarkSelectByPK(b *testing.B) {
 	pg := needPG(b)
-	g := startGateway(b, gatewayOptions{})
+	g := startGateway(b, gatewayOptions{plaintext: true})
 	direct, err := pgx.Connect(context.Background(),
 		"host=127.0.0.1 port="+portOf(pg.Addr())+" user=orders_rw password="+rwPassword+" dbname=orders sslmode=disable")
 	if err != nil {
@@ -87,10 +88,15 @@ func BenchmarkSelectByPK(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer viaTLS.Close(context.Background())
+	plain, err := pgx.ConnectConfig(context.Background(), g.pgxConfig(b, goodToken, "disable", nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer plain.Close(context.Background())
 	for _, c := range []struct {
 		name string
 		conn *pgx.Conn
-	}{{"direct", direct}, {"gateway", viaTLS}} {
+	}{{"direct", direct}, {"gateway-tls", viaTLS}, {"gateway-plaintext", plain}} {
 		b.Run(c.name, func(b *testing.B) {
 			ctx := context.Background()
 			var name string
