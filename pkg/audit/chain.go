@@ -39,10 +39,20 @@ func (e Event) ComputeHash() string {
 }
 
 // hasher computes chain hashes reusing its buffers; the Log's sealer keeps
-// one so that sealing a batch does not allocate per field.
+// one so that sealing a batch does not allocate per field. It keeps the
+// last event's Detail entries until forget, and up to len(seen) short
+// strings, which is all it keeps alive.
 type hasher struct {
-	buf    []byte
+	buf []byte
+	// detail holds the Detail entries of the last event, sorted.
 	detail []detailEntry
+	// plain marks the strings of the event last classified, normalized
+	// or sealed that JSON writes as they are (see appendLine).
+	plain uint64
+	// lastHash is the Hash of the event sealed last.
+	lastHash string
+	// seen holds strings found plain lately (see hasher.isPlain).
+	seen [64]string
 }
 
 type detailEntry struct{ k, v string }
@@ -54,12 +64,47 @@ func (h *hasher) hash(e *Event) string {
 
 // sortDetail collects d's entries into h.detail in ascending key order.
 func (h *hasher) sortDetail(d map[string]string) {
-	clear(h.detail) // the previous event's strings
-	h.detail = h.detail[:0]
+	// Events of one kind carry the same keys: when d has as many entries
+	// as the previous Detail and all of its keys, which are distinct,
+	// their order is known, and looking the values up costs less than
+	// ranging over d and sorting.
+	if n := len(h.detail); n > 0 && n == len(d) {
+		same := true
+		for i := range h.detail {
+			v, ok := d[h.detail[i].k]
+			if !ok {
+				same = false
+				break
+			}
+			h.detail[i].v = v
+		}
+		if same {
+			return
+		}
+	}
+	h.forget()
 	for k, v := range d {
 		h.detail = append(h.detail, detailEntry{k, v})
 	}
-	slices.SortFunc(h.detail, func(a, b detailEntry) int { return strings.Compare(a.k, b.k) })
+	sorted := h.detail
+	if len(sorted) > 12 {
+		slices.SortFunc(sorted, func(a, b detailEntry) int { return strings.Compare(a.k, b.k) })
+		return
+	}
+	// Insertion sort: a Detail is small, and a call per comparison would
+	// cost more than the comparisons.
+	for i := 1; i < len(sorted); i++ {
+		for j := i; j > 0 && sorted[j].k < sorted[j-1].k; j-- {
+			sorted[j], sorted[j-1] = sorted[j-1], sorted[j]
+		}
+	}
+}
+
+// forget drops the strings of the last event, so that a hasher kept
+// across batches does not keep them alive.
+func (h *hasher) forget() {
+	clear(h.detail)
+	h.detail = h.detail[:0]
 }
 
 // hashSorted hashes e with its Detail entries already in h.detail.
@@ -79,7 +124,9 @@ func (h *hasher) hashSorted(e *Event) string {
 	b = appendString(b, e.Prev)
 	h.buf = b
 	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	var digits [2 * sha256.Size]byte // on the stack: only the string is allocated
+	hex.Encode(digits[:], sum[:])
+	return string(digits[:])
 }
 
 func appendString(b []byte, s string) []byte {
@@ -88,12 +135,18 @@ func appendString(b []byte, s string) []byte {
 }
 
 // seal normalizes e so that it survives storage and JSON unchanged, then sets
-// its position in the chain and its hash.
+// its position in the chain and its hash. It leaves e's Detail entries
+// sorted in h.detail and its plain strings marked in h.plain, ready for
+// appendLine.
 func (h *hasher) seal(e *Event, seq int64, prev string) {
 	h.normalize(e)
 	e.Seq = seq
 	e.Prev = prev
 	e.Hash = h.hashSorted(e)
+	// Hash is lowercase hex, and so is Prev when it is the hash sealed
+	// last, as it is but for the first event after Open.
+	h.plain |= bit(prev == h.lastHash || h.isPlain(prev), prevBit) | 1<<hashBit
+	h.lastHash = e.Hash
 }
 
 // normalize makes e exactly representable by every store and by JSON: Time
@@ -101,35 +154,34 @@ func (h *hasher) seal(e *Event, seq int64, prev string) {
 // invalid UTF-8 becomes U+FFFD (JSON would replace it anyway, and a hash
 // must be over what is kept). Detail is copied only when it must change,
 // because the caller still owns the map it passed in. It leaves the Detail
-// entries sorted in h.detail for hashSorted.
+// entries sorted in h.detail for hashSorted, and h.plain marking the plain
+// strings among the fields and Detail.
 func (h *hasher) normalize(e *Event) {
 	e.Time = time.Unix(0, e.Time.UnixNano()).UTC()
-	fields := [...]*string{&e.Principal, &e.Action, &e.Target, &e.Decision, &e.Reason, &e.Rule, &e.PolicyCommit, &e.Session}
-	var high byte // the OR of every byte: below 0x80 means all ASCII, so valid
-	for _, p := range fields {
-		high |= orBytes(*p)
-	}
-	if high >= utf8.RuneSelf {
-		for _, p := range fields {
+	var m uint64
+	// A plain string is ASCII, so valid; most are plain.
+	for i, p := range [...]*string{&e.Principal, &e.Action, &e.Target, &e.Decision, &e.Reason, &e.Rule, &e.PolicyCommit, &e.Session} {
+		if h.isPlain(*p) {
+			m |= 1 << i
+		} else {
 			*p = validUTF8(*p)
 		}
 	}
 	h.sortDetail(e.Detail)
-	high = 0
-	for _, kv := range h.detail {
-		high |= orBytes(kv.k) | orBytes(kv.v)
-	}
-	if high >= utf8.RuneSelf && !h.detailValid() {
+	dm, all := h.classifyDetail()
+	if !all && !h.detailValid() {
 		fixed := make(map[string]string, len(e.Detail))
 		for k, v := range e.Detail {
 			fixed[validUTF8(k)] = validUTF8(v)
 		}
 		e.Detail = fixed
 		h.sortDetail(e.Detail)
+		dm, _ = h.classifyDetail()
 	}
 	if len(e.Detail) == 0 {
 		e.Detail = nil
 	}
+	h.plain = m | dm
 }
 
 func (h *hasher) detailValid() bool {
@@ -139,14 +191,6 @@ func (h *hasher) detailValid() bool {
 		}
 	}
 	return true
-}
-
-// orBytes returns the OR of s's bytes.
-func orBytes(s string) (or byte) {
-	for i := 0; i < len(s); i++ {
-		or |= s[i]
-	}
-	return or
 }
 
 func validUTF8(s string) string {

@@ -1,6 +1,7 @@
 // Package audit is gatectl's tamper-evident audit log: the event model, the
-// hash chain that links events, a batching writer for hot paths, chain
-// verification and JSON Lines export.
+// hash chain that links events, a batching writer for hot paths, the JSON
+// line encoding stores keep events in, chain verification and JSON Lines
+// export.
 //
 // Every event carries a sequence number, the hash of the event before it
 // (Prev) and its own hash over everything else (see Event.ComputeHash). An

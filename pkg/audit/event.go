@@ -73,6 +73,18 @@ type Store interface {
 	Scan(ctx context.Context, f Filter, fn func(Event) error) error
 }
 
+// LineStore is a Store that keeps events as JSON lines (see
+// AppendJSONLine). Log encodes each event's line as it seals the event,
+// while the event is at hand with its Detail sorted, and writes through
+// AppendLines instead of Append.
+type LineStore interface {
+	Store
+	// AppendLines is Append of events whose JSON lines, as AppendJSONLine
+	// writes them, are given: event i's is lines[ends[i-1]:ends[i]], from 0
+	// for the first. It must not keep lines or ends after it returns.
+	AppendLines(ctx context.Context, events []Event, lines []byte, ends []int) error
+}
+
 // CorruptEventError is returned (wrapped) by Store.Scan for a stored event
 // that cannot be read back as an Event, such as a Detail that is no longer
 // a JSON object. Verify reports it as an edited event.

@@ -58,6 +58,7 @@ func (o *Options) defaults() {
 // tail; no event that reached the store is lost or re-sealed.
 type Log struct {
 	st      Store
+	ls      LineStore // st, when it takes JSON lines
 	opts    Options
 	flushes chan chan error
 	stop    chan struct{}
@@ -93,6 +94,10 @@ type Log struct {
 type group struct {
 	events  []Event
 	flushes []chan error
+	// lines and ends hold the events' JSON lines when the store is a
+	// LineStore (see LineStore.AppendLines).
+	lines []byte
+	ends  []int
 }
 
 // Open starts a Log that continues the chain at st's tail.
@@ -122,6 +127,7 @@ func Open(ctx context.Context, st Store, opts Options) (*Log, error) {
 		groups:  make(chan *group),
 		spare:   make(chan *group, 2),
 	}
+	l.ls, _ = st.(LineStore)
 	l.space.L = &l.mu
 	go l.seal(seq, hash)
 	go func() {

@@ -314,3 +314,46 @@ func TestCloseReleasesRecordsWaitingForSpace(t *testing.T) {
 	}
 	close(st.release)
 }
+
+// TestLogHandsALineStoreTheLinesOfWhatItSealed checks that the lines the
+// sealer encodes are AppendJSONLine of the sealed events, whatever their
+// contents, across batches and groups.
+func TestLogHandsALineStoreTheLinesOfWhatItSealed(t *testing.T) {
+	st := &lineStore{}
+	l := openLog(t, st, audit.Options{Batch: 3, FlushEvery: never})
+	many := make(map[string]string)
+	for i := range 30 {
+		many[fmt.Sprint("key-", i)] = fmt.Sprint("<", i, ">")
+	}
+	events := []audit.Event{
+		{Principal: "service:etl", Action: "statement", Target: "orders", Decision: "allow", Session: "s-1",
+			Detail: map[string]string{"text": "SELECT abalance FROM pgbench_accounts WHERE aid = $1;", "kind": "execute", "rows": "1"}},
+		{Principal: "user:zoë", Action: "statement", Reason: "quote \" backslash \\ <html> & \u2028", Detail: map[string]string{"é": "ü"}},
+		{Principal: "user:\xffbad", Detail: map[string]string{"k\xff": "v\xc3", "ok": "\x00\x1f"}},
+		{Action: "session.end", Time: time.Date(1901, 12, 13, 20, 45, 52, 999, time.UTC)},
+		{Action: "many", Detail: many},
+		{Action: "empty-detail", Detail: map[string]string{}},
+	}
+	for round := range 3 {
+		for _, e := range events {
+			if err := l.Record(e); err != nil {
+				t.Fatalf("Record: %v", err)
+			}
+		}
+		if round == 1 {
+			if err := l.Flush(context.Background()); err != nil {
+				t.Fatalf("Flush: %v", err)
+			}
+		}
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got, want := st.lines, 3*len(events); got != want {
+		t.Errorf("events written with their lines = %d, want %d", got, want)
+	}
+	for _, m := range st.mismatch {
+		t.Error(m)
+	}
+	checkChain(t, st, int64(3*len(events)))
+}

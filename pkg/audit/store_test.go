@@ -1,7 +1,11 @@
 package audit_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"maps"
 	"sync"
 
@@ -62,4 +66,41 @@ func (m *memStore) snapshot() []audit.Event {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]audit.Event(nil), m.events...)
+}
+
+// lineStore is a memStore that takes JSON lines. It checks each line
+// against json.Marshal of its event, which the lines must equal byte for
+// byte, and refuses plain Appends, which a Log must not make to a
+// LineStore.
+type lineStore struct {
+	memStore
+	lines    int      // events received with their lines
+	mismatch []string // what did not match
+}
+
+func (s *lineStore) AppendLines(ctx context.Context, events []audit.Event, lines []byte, ends []int) error {
+	start := 0
+	for i := range events {
+		e := events[i]
+		e.Time = e.Time.UTC()
+		want, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		want = append(want, '\n')
+		if i >= len(ends) || !bytes.Equal(lines[start:ends[i]], want) {
+			s.mismatch = append(s.mismatch, fmt.Sprintf("event %d: got line %q, want %q", events[i].Seq, lines[start:min(ends[i], len(lines))], want))
+			continue
+		}
+		start = ends[i]
+	}
+	if len(ends) != len(events) || start != len(lines) {
+		s.mismatch = append(s.mismatch, fmt.Sprintf("%d ends and %d bytes of lines for %d events", len(ends), len(lines), len(events)))
+	}
+	s.lines += len(events)
+	return s.memStore.Append(ctx, events)
+}
+
+func (s *lineStore) Append(context.Context, []audit.Event) error {
+	return errors.New("Append called on a LineStore")
 }

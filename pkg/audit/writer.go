@@ -105,14 +105,22 @@ func (s *sealer) sealBatch(b []Event) {
 		s.l.lost.Add(int64(len(b)))
 		return
 	}
-	start := len(s.cur.events)
-	s.cur.events = append(s.cur.events, b...)
-	for i := range s.cur.events[start:] {
-		e := &s.cur.events[start+i]
+	g := s.cur
+	start := len(g.events)
+	g.events = append(g.events, b...)
+	for i := range g.events[start:] {
+		e := &g.events[start+i]
 		s.seq++
 		s.h.seal(e, s.seq, s.prev)
 		s.prev = e.Hash
+		if s.l.ls != nil {
+			// Sealing left e's Detail sorted and its plain strings marked,
+			// and its Time lies in 1677-2262, which JSON can hold.
+			g.lines = s.h.appendLine(g.lines, e, e.Time)
+			g.ends = append(g.ends, len(g.lines))
+		}
 	}
+	s.h.forget()
 }
 
 // newGroup returns an empty group, reusing one the committer gave back.
@@ -130,13 +138,14 @@ func (l *Log) newGroup() *group {
 // sealer is done.
 func (l *Log) commit() {
 	for g := range l.groups {
-		l.write(g.events)
+		l.write(g)
 		for _, req := range g.flushes {
 			req <- l.Err()
 		}
 		clear(g.events) // let the events' strings and maps go
 		clear(g.flushes)
 		g.events, g.flushes = g.events[:0], g.flushes[:0]
+		g.lines, g.ends = g.lines[:0], g.ends[:0]
 		select {
 		case l.spare <- g:
 		default:
@@ -148,10 +157,11 @@ func (l *Log) commit() {
 	}
 }
 
-// write appends events in one transaction. On failure the Log fails for
-// good: the chain cannot continue past events whose fate is unknown, so
-// every later Record is refused (fail closed).
-func (l *Log) write(events []Event) {
+// write appends g's events in one transaction. On failure the Log fails
+// for good: the chain cannot continue past events whose fate is unknown,
+// so every later Record is refused (fail closed).
+func (l *Log) write(g *group) {
+	events := g.events
 	n := len(events)
 	if n == 0 {
 		return
@@ -160,7 +170,12 @@ func (l *Log) write(events []Event) {
 		l.lost.Add(int64(n))
 		return
 	}
-	err := l.st.Append(l.ctx, events)
+	var err error
+	if l.ls != nil {
+		err = l.ls.AppendLines(l.ctx, events, g.lines, g.ends)
+	} else {
+		err = l.st.Append(l.ctx, events)
+	}
 	if err == nil {
 		return
 	}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -45,7 +46,10 @@ func openVersion1(t *testing.T, path string, events []audit.Event) {
 	for _, e := range events {
 		var detail any
 		if len(e.Detail) > 0 {
-			b := (&lineEncoder{}).appendDetail(nil, e.Detail)
+			b, err := json.Marshal(e.Detail)
+			if err != nil {
+				t.Fatal(err)
+			}
 			detail = string(b)
 		}
 		if _, err := w.Exec(`INSERT INTO audit_events (seq, time_ns, principal, action, target, decision, reason, rule, policy_commit, session, detail, prev, hash)
@@ -257,6 +261,48 @@ func TestAppendRefusesEventsOutOfOrder(t *testing.T) {
 			}
 			if seq, _, _ := db.Audit().Tail(context.Background()); seq != 0 {
 				t.Errorf("Tail after a refused Append = %d, want 0", seq)
+			}
+		})
+	}
+}
+
+// TestAppendLinesRefusesLinesThatDoNotMatch checks that lines that cannot
+// be the events' fail the write instead of storing a block whose text
+// does not describe its events.
+func TestAppendLinesRefusesLinesThatDoNotMatch(t *testing.T) {
+	events := make([]audit.Event, 3)
+	for i := range events {
+		events[i] = fixture(i)
+	}
+	chain(events, 1, audit.Genesis)
+	var lines []byte
+	var ends []int
+	for i := range events {
+		var err error
+		if lines, err = audit.AppendJSONLine(lines, &events[i]); err != nil {
+			t.Fatal(err)
+		}
+		ends = append(ends, len(lines))
+	}
+	tests := []struct {
+		name  string
+		lines []byte
+		ends  []int
+	}{
+		{"missing-end", lines, ends[:2]},
+		{"extra-end", lines, append(slices.Clone(ends), len(lines))},
+		{"short-lines", lines[:len(lines)-1], ends},
+		{"long-lines", append(slices.Clone(lines), '\n'), ends},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := openDB(t, filepath.Join(t.TempDir(), "gatectl.db"))
+			st := db.Audit().(audit.LineStore)
+			if err := st.AppendLines(context.Background(), events, tt.lines, tt.ends); err == nil {
+				t.Fatal("AppendLines succeeded, want an error")
+			}
+			if seq, _, err := st.Tail(context.Background()); err != nil || seq != 0 {
+				t.Errorf("Tail after a refused AppendLines = %d, %v, want an empty log", seq, err)
 			}
 		})
 	}

@@ -22,6 +22,13 @@ const busyTimeoutMS = 10000
 // readers caps the read pool; reads never block the writer under WAL.
 const readers = 4
 
+// pageSize is the page size of a new database file.
+const pageSize = 64 << 10
+
+// writerCacheKiB is the writer connection's page cache, in KiB: room for
+// an audit block of maxBlockEvents large events, several times over.
+const writerCacheKiB = 8 << 10
+
 // DB is an open gatectl SQLite database. It is safe for concurrent use.
 type DB struct {
 	// w is the single writer connection: SQLite admits one writer at a time,
@@ -43,11 +50,19 @@ func Open(path string) (*DB, error) {
 	// A file: URI keeps '?' or '#' in a directory name from being read as
 	// DSN syntax.
 	uri := (&url.URL{Scheme: "file", Path: abs}).String()
-	params := fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)", busyTimeoutMS)
+	// The driver runs _pragma values before _journal_mode, which lets
+	// page_size apply to a new file before WAL fixes it. Audit blocks are
+	// large texts: pages of pageSize bytes take a sixteenth of the
+	// syscalls, WAL frames and page headers that 4 KiB pages would. An
+	// existing database keeps its page size.
+	params := fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=page_size(%d)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_journal_mode=WAL",
+		busyTimeoutMS, pageSize)
 
 	// _txlock=immediate takes the write lock at BEGIN, so a transaction never
-	// fails halfway on a lock upgrade.
-	w, err := sql.Open("sqlite", uri+params+"&_txlock=immediate")
+	// fails halfway on a lock upgrade. The writer's page cache holds a whole
+	// audit block, so that writing one does not spill pages to the WAL
+	// mid-transaction and read them back.
+	w, err := sql.Open("sqlite", uri+params+fmt.Sprintf("&_pragma=cache_size(-%d)&_txlock=immediate", writerCacheKiB))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", abs, err)
 	}

@@ -32,6 +32,7 @@ func TestOpenConfiguresTheDatabase(t *testing.T) {
 		{"wal", "PRAGMA journal_mode", "wal"},
 		{"busy-timeout", "PRAGMA busy_timeout", "10000"},
 		{"synchronous-full", "PRAGMA synchronous", "2"},
+		{"page-size", "PRAGMA page_size", "65536"},
 		{"schema-version", "SELECT max(version) FROM schema_migrations", "2"},
 		{"file-name", "SELECT file FROM pragma_database_list WHERE name = 'main'", path},
 	}
@@ -50,6 +51,10 @@ func TestOpenConfiguresTheDatabase(t *testing.T) {
 				}
 			})
 		}
+	}
+	var cache int
+	if err := db.w.QueryRow("PRAGMA cache_size").Scan(&cache); err != nil || cache != -writerCacheKiB {
+		t.Errorf("writer PRAGMA cache_size = %d (%v), want %d", cache, err, -writerCacheKiB)
 	}
 	if _, err := db.r.Exec("DELETE FROM audit_blocks"); err == nil || !strings.Contains(err.Error(), "readonly") {
 		t.Errorf("write through the read pool: err = %v, want a readonly error", err)

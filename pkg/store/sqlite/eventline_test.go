@@ -16,10 +16,9 @@ import (
 // makes of e (in UTC) and that it decodes back to e exactly.
 func checkEventLine(t *testing.T, e audit.Event) {
 	t.Helper()
-	var enc lineEncoder
-	line, err := enc.appendEventLine(nil, &e)
+	line, err := audit.AppendJSONLine(nil, &e)
 	if err != nil {
-		t.Fatalf("appendEventLine: %v", err)
+		t.Fatalf("AppendJSONLine: %v", err)
 	}
 	utc := e
 	utc.Time = e.Time.UTC()
@@ -92,8 +91,7 @@ func TestEventLineRoundTrip(t *testing.T) {
 // replaces before sealing, is still written as encoding/json writes it.
 func TestEventLineInvalidUTF8(t *testing.T) {
 	e := audit.Event{Seq: 1, Time: t0, Reason: "bad \xff\xfe utf-8 \xe2\x80", Detail: map[string]string{"k\xff": "v\xc3"}}
-	var enc lineEncoder
-	line, err := enc.appendEventLine(nil, &e)
+	line, err := audit.AppendJSONLine(nil, &e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,9 +103,8 @@ func TestEventLineInvalidUTF8(t *testing.T) {
 
 func TestEventLineRefusesAYearJSONCannotHold(t *testing.T) {
 	e := audit.Event{Seq: 1, Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
-	var enc lineEncoder
-	if _, err := enc.appendEventLine(nil, &e); err == nil || !strings.Contains(err.Error(), "year outside of range") {
-		t.Errorf("appendEventLine(year 10000) = %v, want a year range error", err)
+	if _, err := audit.AppendJSONLine(nil, &e); err == nil || !strings.Contains(err.Error(), "year outside of range") {
+		t.Errorf("AppendJSONLine(year 10000) = %v, want a year range error", err)
 	}
 }
 
@@ -152,8 +149,7 @@ func FuzzEventLineRoundTrip(f *testing.F) {
 			if !utf8.ValidString(s) {
 				// The audit log replaces invalid UTF-8 before sealing, so
 				// only the encoding, not the round trip, must hold.
-				var enc lineEncoder
-				line, err := enc.appendEventLine(nil, &e)
+				line, err := audit.AppendJSONLine(nil, &e)
 				want, _ := json.Marshal(e)
 				if err != nil || !bytes.Equal(line, append(want, '\n')) {
 					t.Fatalf("line:\n got %s (%v)\nwant %s", line, err, want)

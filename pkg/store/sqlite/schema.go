@@ -31,7 +31,7 @@ var migrations = []string{
 
 	// Version 2 keeps the audit log in blocks of events (see auditStore):
 	// each audit_events row becomes a block of one event, with the JSON
-	// line that appendEventLine would write, so an existing log keeps
+	// line that audit.AppendJSONLine would write, so an existing log keeps
 	// verifying. The JSON comes from SQLite's json_object, whose escaping
 	// differs from encoding/json's in bytes but not in meaning. Values an
 	// edited row may hold (a BLOB, a detail that is not JSON) become JSON
