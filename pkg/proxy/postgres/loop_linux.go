@@ -213,7 +213,17 @@ func (l *eventLoop) run() {
 	runtime.LockOSThread()
 	var taken []loopRequest
 	for {
-		n, err := syscall.EpollWait(l.epfd, l.events, -1)
+		// First look without giving up the P: under load an event is
+		// usually ready, and a blocking call would hand the P back to the
+		// scheduler and have to win it again.
+		r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+		n, err := int(r), error(nil)
+		if e != 0 {
+			n, err = 0, e
+		}
+		if n == 0 && err == nil {
+			n, err = syscall.EpollWait(l.epfd, l.events, -1)
+		}
 		if err != nil {
 			// EINTR only: the descriptors are the loop's own.
 			continue
