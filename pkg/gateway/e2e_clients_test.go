@@ -167,7 +167,9 @@ func TestPsql(t *testing.T) {
 }
 
 // TestPgbench runs pgbench's select-only script through the gateway in the
-// extended and the simple protocol: every transaction must succeed.
+// extended, prepared and simple protocols, over TLS (sessions relayed on
+// goroutines) and in plaintext from loopback (on the event loop): every
+// transaction must succeed.
 func TestPgbench(t *testing.T) {
 	code, _, stderr := runClient(t, os.Environ(), "pgbench", "-i", "-s", "1", "-q",
 		"-h", env.PG.SocketDir, "-p", strconv.Itoa(env.PG.Port), "-U", "postgres", "orders")
@@ -178,10 +180,13 @@ func TestPgbench(t *testing.T) {
 
 	processed := regexp.MustCompile(`number of transactions actually processed: (\d+)/(\d+)`)
 	failed := regexp.MustCompile(`number of failed transactions: (\d+)`)
-	for _, mode := range []string{"extended", "simple"} {
-		t.Run(mode, func(t *testing.T) {
-			code, stdout, stderr := runClient(t, clientEnv(t, etl, "verify-full"), "pgbench",
-				"-n", "-S", "-M", mode, "-c", "4", "-j", "2", "-t", "200", "orders")
+	for _, run := range []struct{ mode, sslmode string }{
+		{"extended", "verify-full"}, {"prepared", "verify-full"}, {"simple", "verify-full"},
+		{"extended", "disable"}, {"prepared", "disable"}, {"simple", "disable"},
+	} {
+		t.Run(run.mode+"-"+run.sslmode, func(t *testing.T) {
+			code, stdout, stderr := runClient(t, clientEnv(t, etl, run.sslmode), "pgbench",
+				"-n", "-S", "-M", run.mode, "-c", "4", "-j", "2", "-t", "200", "orders")
 			if code != 0 {
 				t.Fatalf("got exit code %d, want 0\nstdout: %s\nstderr: %s", code, stdout, stderr)
 			}
