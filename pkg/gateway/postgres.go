@@ -203,6 +203,19 @@ const (
 	maxSessionCache = 1024
 )
 
+// The relay keeps sessions whose checker cannot decide without waiting off
+// its event loop.
+var _ pgproxy.QuickChecker = (*pgChecker)(nil)
+
+// TryCheck decides without waiting, as the relay's event loop needs (see
+// pgproxy.QuickChecker). Check never waits today: a statement an [[approve]]
+// rule would hold is refused until approvals exist. When they do, a hold
+// must make TryCheck return false, so that the session waits on its own
+// goroutine.
+func (c *pgChecker) TryCheck(sql string) (pgproxy.Verdict, bool) {
+	return c.Check(context.Background(), sql), true
+}
+
 func (c *pgChecker) Check(ctx context.Context, sql string) pgproxy.Verdict {
 	c.mu.Lock()
 	defer c.mu.Unlock()

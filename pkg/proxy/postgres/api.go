@@ -74,6 +74,18 @@ type StatementChecker interface {
 	Check(ctx context.Context, sql string) Verdict
 }
 
+// QuickChecker is a StatementChecker that can also decide without waiting.
+// Sessions on the event loop, which relays many sessions on one thread, call
+// only TryCheck: it returns the verdict and true when no waiting is needed,
+// and false when deciding must wait (a hold); the session then moves to its
+// goroutines and the same statement goes to Check there, so a wait stalls
+// only its own session. Sessions whose checker is not a QuickChecker never
+// use the event loop.
+type QuickChecker interface {
+	StatementChecker
+	TryCheck(sql string) (Verdict, bool)
+}
+
 // Verdict is a StatementChecker's decision.
 type Verdict struct {
 	Allow bool
@@ -86,8 +98,9 @@ type Verdict struct {
 }
 
 // Observer receives a session's audit events. Its methods are called on the
-// session's relay goroutines and must not block: hand the event to a
-// buffered writer and return.
+// session's relay goroutines or on the event loop, which relays other
+// sessions too, and must not block: hand the event to a buffered writer and
+// return.
 type Observer interface {
 	SessionStart(SessionInfo)
 	Statement(StatementEvent)

@@ -77,7 +77,7 @@ func (c *conduit) next() (byte, int, error) {
 	}
 	n := int(int32(binary.BigEndian.Uint32(hdr[1:]))) - 4
 	if n < 0 {
-		return 0, 0, fmt.Errorf("invalid message length %d for message type %q", n+4, hdr[0])
+		return 0, 0, &protocolError{fmt.Sprintf("invalid message length %d for message type %q", n+4, hdr[0])}
 	}
 	if c.maxBody > 0 && n > c.maxBody {
 		return 0, 0, &tooLargeError{size: n + 5, limit: c.maxBody + 5}

@@ -66,15 +66,37 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 	return s.fe.forward(n)
 }
 
-// check asks the session's checker about sql and counts the outcome.
-func (s *session) check(sql string) Verdict {
-	v := s.plan.Checker.Check(s.ctx, sql)
+// errCheckWouldWait is returned by a handler on the event loop when the
+// checker cannot decide the message's statement without waiting: the
+// message is left unhandled, for the session's goroutines.
+var errCheckWouldWait = errors.New("statement check would wait")
+
+// check asks the session's checker about sql and counts the outcome. On the
+// event loop it never waits: errCheckWouldWait means the caller must stop
+// before changing any state.
+func (s *session) check(sql string) (Verdict, error) {
+	v, err := s.verdict(sql)
+	if err != nil {
+		return v, err
+	}
 	s.statements++
 	if !v.Allow {
 		s.refused++
 		s.log.Info("statement refused", "rule", v.Rule, "tag", v.Tag)
 	}
-	return v
+	return v, nil
+}
+
+// verdict is the checker's verdict on sql, without waiting on the loop.
+func (s *session) verdict(sql string) (Verdict, error) {
+	if s.onLoop {
+		// relayInLoop admits only sessions with a QuickChecker.
+		if v, ok := s.plan.Checker.(QuickChecker).TryCheck(sql); ok {
+			return v, nil
+		}
+		return Verdict{}, errCheckWouldWait
+	}
+	return s.plan.Checker.Check(s.ctx, sql), nil
 }
 
 func (s *session) onQuery(n int) error {
@@ -87,7 +109,10 @@ func (s *session) onQuery(n int) error {
 		return errBadQuery
 	}
 	text := s.textOf(sql)
-	v := s.check(text)
+	v, err := s.check(text)
+	if err != nil {
+		return err
+	}
 	s.queue.push(entry{kind: entryQuery, text: text, verdict: v, start: time.Now()})
 	if v.Allow {
 		return s.fe.write(msg)
@@ -115,10 +140,18 @@ func (s *session) onParse(n int) error {
 	if info != nil && len(name) == 0 && info.text == string(sql) {
 		// The same one-shot statement again: reuse the text, check again
 		// (a verdict may change, e.g. a grant expired).
-		info.verdict = s.check(info.text)
+		v, err := s.check(info.text)
+		if err != nil {
+			return err
+		}
+		info.verdict = v
 	} else {
 		text := string(sql)
-		info = &stmtInfo{text: text, verdict: s.check(text)}
+		v, err := s.check(text)
+		if err != nil {
+			return err
+		}
+		info = &stmtInfo{text: text, verdict: v}
 	}
 	info.read = s.readNo()
 	s.stmts.setStmt(name, info)
@@ -161,7 +194,11 @@ func (s *session) onBind(n int) error {
 		// name, so a refusal now ends the session. A Parse that came in
 		// the same read as this Bind (a one-shot query) was checked a
 		// moment ago.
-		if v := s.plan.Checker.Check(s.ctx, info.text); !v.Allow {
+		v, err := s.verdict(info.text)
+		if err != nil {
+			return err
+		}
+		if !v.Allow {
 			return &refusedSessionError{msg: v.Message + " (the policy changed since this statement was prepared; reconnect)"}
 		}
 	}
@@ -220,7 +257,10 @@ func (s *session) onFunctionCall(n int) error {
 	}
 	oid := binary.BigEndian.Uint32(msg[5:])
 	text := "FUNCTION CALL " + strconv.FormatUint(uint64(oid), 10)
-	v := s.check(text)
+	v, err := s.check(text)
+	if err != nil {
+		return err
+	}
 	s.queue.push(entry{kind: entryFunctionCall, text: text, verdict: v, start: time.Now()})
 	if v.Allow {
 		return s.fe.write(msg)

@@ -133,6 +133,11 @@ func (ss *session) relayInLoop(client, target *relayConn) (feErr, beErr error) {
 	if ss.up.tlsConfig != nil || ss.info.TLS {
 		return nil, nil
 	}
+	if _, ok := ss.plan.Checker.(QuickChecker); !ok {
+		// A checker that may only wait would stall every session on the
+		// loop.
+		return nil, nil
+	}
 	all, err := sharedLoops()
 	if err != nil {
 		ss.log.Debug("event loop unavailable; relaying on goroutines", "err", err)
@@ -266,6 +271,7 @@ func (l *eventLoop) run() {
 // epoll only reports what is still in the sockets.
 func (l *eventLoop) add(ls *loopSession) {
 	ls.active = true
+	ls.ss.onLoop = true
 	l.added.Add(1)
 	for _, fd := range []int{ls.client.fd, ls.target.fd} {
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(fd)}
@@ -287,6 +293,7 @@ func (l *eventLoop) add(ls *loopSession) {
 // giveBack stops relaying ls and wakes its goroutine.
 func (l *eventLoop) giveBack(ls *loopSession) {
 	ls.active = false
+	ls.ss.onLoop = false
 	l.givenBack.Add(1)
 	for _, fd := range []int{ls.client.fd, ls.target.fd} {
 		if fd < len(l.byFD) && l.byFD[fd] == ls {
@@ -353,6 +360,13 @@ func pump(c *conduit, out *relayConn, handle func(typ byte, n int) error) (err e
 		typ, n, err := c.next()
 		if err == nil {
 			err = handle(typ, n)
+		}
+		if err == errCheckWouldWait {
+			// The handler stopped before changing anything: leave the
+			// message in the buffer for the goroutines to handle again.
+			c.discard = 0
+			c.bytes -= int64(n) + 5
+			break
 		}
 		if err != nil {
 			return err, false

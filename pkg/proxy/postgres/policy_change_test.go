@@ -14,6 +14,10 @@ import (
 // refuse is set, as a policy that changes mid-session would.
 type switchChecker struct{ refuse atomic.Bool }
 
+func (c *switchChecker) TryCheck(sql string) (Verdict, bool) {
+	return c.Check(context.Background(), sql), true
+}
+
 func (c *switchChecker) Check(ctx context.Context, sql string) Verdict {
 	if c.refuse.Load() && strings.Contains(sql, "orders_refused_now") {
 		return Verdict{Message: "denied by rule \"late\"", Rule: "late"}
@@ -48,6 +52,10 @@ func testBindRechecksThePolicy(t *testing.T, plain bool) {
 type countingChecker struct {
 	mu sync.Mutex
 	n  map[string]int
+}
+
+func (c *countingChecker) TryCheck(sql string) (Verdict, bool) {
+	return c.Check(context.Background(), sql), true
 }
 
 func (c *countingChecker) Check(ctx context.Context, sql string) Verdict {

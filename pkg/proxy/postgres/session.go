@@ -62,6 +62,9 @@ type session struct {
 	inLoop *loopSession
 	// stopping is set by shutdown.
 	stopping bool
+	// onLoop is set while the event loop relays the session; only the
+	// loop's thread reads or writes it then.
+	onLoop bool
 
 	endOnce sync.Once
 	// terminating is set once the client's Terminate is on its way to the
