@@ -9,18 +9,26 @@ import (
 	"github.com/gatectl/gatectl/pkg/audit"
 )
 
-// BenchmarkRecordDurable measures audit throughput end to end: Record from
-// parallel goroutines until every event is committed to SQLite.
-func BenchmarkRecordDurable(b *testing.B) {
+// benchLog opens an audit Log over a new database in b's temp dir. The
+// database closes when b ends; the Log is the caller's to close.
+func benchLog(b *testing.B) *audit.Log {
+	b.Helper()
 	db, err := Open(filepath.Join(b.TempDir(), "gatectl.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
+	b.Cleanup(func() { db.Close() })
 	l, err := audit.Open(context.Background(), db.Audit(), audit.Options{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
+	return l
+}
+
+// BenchmarkRecordDurable measures audit throughput end to end: Record from
+// parallel goroutines until every event is committed to SQLite.
+func BenchmarkRecordDurable(b *testing.B) {
+	l := benchLog(b)
 	e := fixture(1)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -21,15 +20,7 @@ import (
 // committer, SQLite and the garbage collector on other goroutines; it is
 // the number that matters on a gateway whose cores are busy relaying.
 func BenchmarkStatementPath(b *testing.B) {
-	db, err := Open(filepath.Join(b.TempDir(), "gatectl.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	l, err := audit.Open(context.Background(), db.Audit(), audit.Options{Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
+	l := benchLog(b)
 	defer l.Close(context.Background())
 	const (
 		principal = "service:etl"
