@@ -83,7 +83,7 @@ func relayThroughPump(t *testing.T, in []byte, pieces []int) relayOutcome {
 		}
 		for ok {
 			before := crc.reads
-			feErr, ok = pump(ss.fe, trc, ss.handleClientMessage)
+			ok, feErr = pump(ss.fe, trc, ss.handleClientMessage)
 			if ok && crc.reads == before && len(in) > 0 {
 				break // EAGAIN: wait for the next piece
 			}
@@ -92,7 +92,7 @@ func relayThroughPump(t *testing.T, in []byte, pieces []int) relayOutcome {
 	if ok {
 		// Everything was written and read: only the end of input is left.
 		peerIn.Close()
-		feErr, ok = pump(ss.fe, trc, ss.handleClientMessage)
+		ok, feErr = pump(ss.fe, trc, ss.handleClientMessage)
 		if ok {
 			t.Fatal("pump did not hand back at the end of input")
 		}

@@ -145,11 +145,7 @@ func (ss *session) relayInLoop(client, target *relayConn) (feErr, beErr error) {
 	}
 	l := all[int(nextLoop.Add(1))%len(all)]
 	ss.modeMu.Lock()
-	if ss.stopping {
-		ss.modeMu.Unlock()
-		return nil, nil
-	}
-	if loopDisabled.Load() {
+	if ss.stopping || loopDisabled.Load() {
 		ss.modeMu.Unlock()
 		return nil, nil
 	}
@@ -306,7 +302,7 @@ func (l *eventLoop) giveBack(ls *loopSession) {
 
 // pumpClient handles what the client sent; false means ls was given back.
 func (l *eventLoop) pumpClient(ls *loopSession) bool {
-	err, ok := pump(ls.ss.fe, ls.target, ls.onClient)
+	ok, err := pump(ls.ss.fe, ls.target, ls.onClient)
 	if !ok {
 		ls.feErr = err
 		l.giveBack(ls)
@@ -316,7 +312,7 @@ func (l *eventLoop) pumpClient(ls *loopSession) bool {
 
 // pumpTarget handles what the target sent; false means ls was given back.
 func (l *eventLoop) pumpTarget(ls *loopSession) bool {
-	err, ok := pump(ls.ss.be, ls.client, ls.onTarget)
+	ok, err := pump(ls.ss.be, ls.client, ls.onTarget)
 	if !ok {
 		ls.beErr = err
 		l.giveBack(ls)
@@ -327,8 +323,8 @@ func (l *eventLoop) pumpTarget(ls *loopSession) bool {
 // pump reads what c's input socket holds (one read) and handles every
 // complete message in c's buffer, then flushes c's output (out). It returns
 // ok=false when the goroutines must take over: err, if not nil, is what
-// handle returned, for the goroutine to act on.
-func pump(c *conduit, out *relayConn, handle func(typ byte, n int) error) (err error, ok bool) {
+// handle or the flush returned, for the goroutine to act on.
+func pump(c *conduit, out *relayConn, handle func(typ byte, n int) error) (ok bool, err error) {
 	read := false
 	for {
 		if c.discard > 0 {
@@ -369,25 +365,23 @@ func pump(c *conduit, out *relayConn, handle func(typ byte, n int) error) (err e
 			break
 		}
 		if err != nil {
-			return err, false
+			return false, err
 		}
 		if out.blocked() {
-			return nil, false
+			return false, nil
 		}
 	}
-	if err, ok := flushOut(c, out); !ok {
-		return err, false
-	}
-	return nil, false
+	_, err = flushOut(c, out)
+	return false, err
 }
 
 // flushOut flushes c's output; ok=false when out did not take all of it or
 // failed.
-func flushOut(c *conduit, out *relayConn) (error, bool) {
+func flushOut(c *conduit, out *relayConn) (ok bool, err error) {
 	if err := c.flush(); err != nil {
-		return err, false
+		return false, err
 	}
-	return nil, !out.blocked()
+	return !out.blocked(), nil
 }
 
 // detachFD duplicates c's socket descriptor for the loop. The caller closes
