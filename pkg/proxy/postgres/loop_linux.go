@@ -128,7 +128,8 @@ func startLoop() (*eventLoop, error) {
 
 // relayInLoop relays ss on the event loop until the loop gives it back, and
 // returns the handler errors the goroutines must act on first. It returns
-// at once, with ss untouched, when ss cannot use the loop.
+// at once, with ss untouched, when ss cannot use the loop. A Shutdown that
+// kicked the session off the loop is carried out before it returns.
 func (ss *session) relayInLoop(client, target *relayConn) (feErr, beErr error) {
 	if ss.up.tlsConfig != nil || ss.info.TLS {
 		return nil, nil
@@ -175,7 +176,6 @@ func (ss *session) relayInLoop(client, target *relayConn) (feErr, beErr error) {
 	<-ls.back
 
 	ss.modeMu.Lock()
-	defer ss.modeMu.Unlock()
 	ss.inLoop = nil
 	cc, cerr := attachFD(client.fd)
 	tc, terr := attachFD(target.fd)
@@ -194,6 +194,13 @@ func (ss *session) relayInLoop(client, target *relayConn) (feErr, beErr error) {
 	}
 	client.conn, ss.client = cc, cc
 	target.conn, ss.up.conn = tc, tc
+	stopping := ss.stopping
+	ss.modeMu.Unlock()
+	if stopping {
+		// Shutdown kicked the session off the loop: end it now that its
+		// connections are back.
+		ss.shutdown()
+	}
 	return ls.feErr, ls.beErr
 }
 

@@ -38,13 +38,6 @@ func (ss *session) run(client *relayConn, r *bufio.Reader, w *bufio.Writer) {
 	}
 
 	feErr, beErr := ss.relayInLoop(client, target)
-	ss.modeMu.Lock()
-	stopping := ss.stopping
-	ss.modeMu.Unlock()
-	if stopping {
-		// Shutdown came while the loop had the session.
-		ss.shutdown()
-	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
