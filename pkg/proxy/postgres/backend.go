@@ -121,10 +121,15 @@ func (s *session) onErrorResponse(n int) error {
 			}
 		case entryExecute, entryRefusedParse, entryBind:
 			// The target skips the rest of the pipeline up to the next
-			// Sync: report those statements as not executed.
-			h.errCode = code
+			// Sync: report those statements as not executed. The error is
+			// the first statement's: an Execute that failed, or the one
+			// whose Bind failed (planning raises errors such as 1/0 of
+			// constants at Bind).
 			h.executed = h.kind == entryExecute
 			for h != nil && (h.kind == entryExecute || h.kind == entryRefusedParse || h.kind == entryBind) {
+				if code != "" && h.kind != entryBind {
+					h.errCode, code = code, ""
+				}
 				s.finish(h)
 				s.queue.pop()
 				h = s.queue.head()
