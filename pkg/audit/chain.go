@@ -45,7 +45,7 @@ func (e Event) ComputeHash() string {
 type hasher struct {
 	buf []byte
 	// detail holds the Detail entries of the last event, sorted.
-	detail []detailEntry
+	detail []Field
 	// plain marks the strings of the event last classified, normalized
 	// or sealed that JSON writes as they are (see appendLine).
 	plain uint64
@@ -55,11 +55,33 @@ type hasher struct {
 	seen [64]string
 }
 
-type detailEntry struct{ k, v string }
-
 func (h *hasher) hash(e *Event) string {
-	h.sortDetail(e.Detail)
+	h.collectDetail(e)
 	return h.hashSorted(e)
+}
+
+// collectDetail collects e's Detail entries, from Details if it is set,
+// into h.detail in ascending key order.
+func (h *hasher) collectDetail(e *Event) {
+	if e.Details == nil {
+		h.sortDetail(e.Detail)
+		return
+	}
+	h.forget()
+	h.detail = e.Details.AppendDetail(h.detail)
+	h.sortEntries()
+	// Distinct keys, as in a map: of equal keys the last one appended wins,
+	// and the sort is stable.
+	d := h.detail
+	out := d[:0]
+	for i := range d {
+		if i+1 < len(d) && d[i+1].Key == d[i].Key {
+			continue
+		}
+		out = append(out, d[i])
+	}
+	clear(d[len(out):])
+	h.detail = out
 }
 
 // sortDetail collects d's entries into h.detail in ascending key order.
@@ -71,12 +93,12 @@ func (h *hasher) sortDetail(d map[string]string) {
 	if n := len(h.detail); n > 0 && n == len(d) {
 		same := true
 		for i := range h.detail {
-			v, ok := d[h.detail[i].k]
+			v, ok := d[h.detail[i].Key]
 			if !ok {
 				same = false
 				break
 			}
-			h.detail[i].v = v
+			h.detail[i].Value = v
 		}
 		if same {
 			return
@@ -84,20 +106,39 @@ func (h *hasher) sortDetail(d map[string]string) {
 	}
 	h.forget()
 	for k, v := range d {
-		h.detail = append(h.detail, detailEntry{k, v})
+		h.detail = append(h.detail, Field{k, v})
 	}
+	h.sortEntries()
+}
+
+// sortEntries sorts h.detail by key, keeping the order of equal keys.
+func (h *hasher) sortEntries() {
 	sorted := h.detail
 	if len(sorted) > 12 {
-		slices.SortFunc(sorted, func(a, b detailEntry) int { return strings.Compare(a.k, b.k) })
+		slices.SortStableFunc(sorted, func(a, b Field) int { return strings.Compare(a.Key, b.Key) })
 		return
 	}
 	// Insertion sort: a Detail is small, and a call per comparison would
-	// cost more than the comparisons.
+	// cost more than the comparisons. Entries that come in order, as
+	// Details usually appends them, cost one comparison each.
 	for i := 1; i < len(sorted); i++ {
-		for j := i; j > 0 && sorted[j].k < sorted[j-1].k; j-- {
+		for j := i; j > 0 && sorted[j].Key < sorted[j-1].Key; j-- {
 			sorted[j], sorted[j-1] = sorted[j-1], sorted[j]
 		}
 	}
+}
+
+// detailMap returns the entries in h.detail as a map; nil when there are
+// none.
+func (h *hasher) detailMap() map[string]string {
+	if len(h.detail) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(h.detail))
+	for _, kv := range h.detail {
+		m[kv.Key] = kv.Value
+	}
+	return m
 }
 
 // forget drops the strings of the last event, so that a hasher kept
@@ -118,8 +159,8 @@ func (h *hasher) hashSorted(e *Event) string {
 	}
 	b = binary.BigEndian.AppendUint64(b, uint64(len(h.detail)))
 	for _, kv := range h.detail {
-		b = appendString(b, kv.k)
-		b = appendString(b, kv.v)
+		b = appendString(b, kv.Key)
+		b = appendString(b, kv.Value)
 	}
 	b = appendString(b, e.Prev)
 	h.buf = b
@@ -167,14 +208,14 @@ func (h *hasher) normalize(e *Event) {
 			*p = validUTF8(*p)
 		}
 	}
-	h.sortDetail(e.Detail)
+	h.collectDetail(e)
 	dm, all := h.classifyDetail()
 	if !all && !h.detailValid() {
-		fixed := make(map[string]string, len(e.Detail))
-		for k, v := range e.Detail {
-			fixed[validUTF8(k)] = validUTF8(v)
+		fixed := make(map[string]string, len(h.detail))
+		for _, kv := range h.detail {
+			fixed[validUTF8(kv.Key)] = validUTF8(kv.Value)
 		}
-		e.Detail = fixed
+		e.Detail, e.Details = fixed, nil
 		h.sortDetail(e.Detail)
 		dm, _ = h.classifyDetail()
 	}
@@ -186,7 +227,7 @@ func (h *hasher) normalize(e *Event) {
 
 func (h *hasher) detailValid() bool {
 	for _, kv := range h.detail {
-		if !utf8.ValidString(kv.k) || !utf8.ValidString(kv.v) {
+		if !utf8.ValidString(kv.Key) || !utf8.ValidString(kv.Value) {
 			return false
 		}
 	}

@@ -36,11 +36,30 @@ type Event struct {
 	// Detail holds further key/value facts (the statement, the client
 	// address, ...). A nil and an empty map are the same event.
 	Detail map[string]string `json:"detail,omitempty"`
+	// Details stands in for Detail where an event is recorded on a hot
+	// path: the Log asks it for the entries when it seals the event, on
+	// the Log's own goroutine, so that the caller builds no map. Set one of
+	// Detail and Details; the event is the same either way.
+	Details Details `json:"-"`
 	// Prev is the Hash of the event with Seq-1, or Genesis for the first one.
 	Prev string `json:"prev"`
 	// Hash is Event.ComputeHash of this event, in lowercase hex.
 	Hash string `json:"hash"`
 }
+
+// Details supplies an event's Detail entries (see Event.Details).
+type Details interface {
+	// AppendDetail appends the entries to dst and returns the result. Of
+	// entries with equal keys the last one counts, as if each were
+	// assigned to a map in turn; appending them in ascending key order
+	// saves sorting. It is called on another goroutine than the one that
+	// recorded the event, possibly more than once, and must append the
+	// same entries every time.
+	AppendDetail(dst []Field) []Field
+}
+
+// Field is one Detail entry.
+type Field struct{ Key, Value string }
 
 // Filter selects events for Store.Scan. Zero fields do not restrict.
 type Filter struct {

@@ -35,7 +35,7 @@ func (enc *LineEncoder) Append(b []byte, e *Event) ([]byte, error) {
 		return b, fmt.Errorf("encode audit event %d: time %v: year outside of range [0,9999]", e.Seq, e.Time)
 	}
 	h := &enc.h
-	h.sortDetail(e.Detail)
+	h.collectDetail(e)
 	defer h.forget()
 	h.classify(e)
 	return h.appendLine(b, e, t), nil
@@ -71,14 +71,14 @@ func (h *hasher) appendLine(b []byte, e *Event, t time.Time) []byte {
 				b = append(b, ',')
 			}
 			if i >= maxPlainDetail {
-				b = appendJSONString(b, kv.k)
+				b = appendJSONString(b, kv.Key)
 				b = append(b, ':')
-				b = appendJSONString(b, kv.v)
+				b = appendJSONString(b, kv.Value)
 				continue
 			}
-			b = h.appendString(b, detailBit(i), kv.k)
+			b = h.appendString(b, detailBit(i), kv.Key)
 			b = append(b, ':')
-			b = h.appendString(b, detailBit(i)+1, kv.v)
+			b = h.appendString(b, detailBit(i)+1, kv.Value)
 		}
 		b = append(b, '}')
 	}
@@ -130,7 +130,7 @@ func (h *hasher) classify(e *Event) {
 func (h *hasher) classifyDetail() (m uint64, all bool) {
 	all = true
 	for i, kv := range h.detail {
-		k, v := h.isPlain(kv.k), h.isPlain(kv.v)
+		k, v := h.isPlain(kv.Key), h.isPlain(kv.Value)
 		all = all && k && v
 		if i < maxPlainDetail {
 			m |= bit(k, detailBit(i)) | bit(v, detailBit(i)+1)

@@ -160,7 +160,81 @@ func FuzzJSONLine(f *testing.F) {
 			e.Detail = map[string]string{key: value, key + "2": prev, "z" + value: key}
 		}
 		checkLines(t, e)
+		if e.Detail != nil {
+			checkDetailsLikeDetail(t, e, fieldList{{key, value}, {key + "2", prev}, {"z" + value, key}})
+		}
 	})
+}
+
+// fieldList is Details over fixed entries, appended in the order given.
+type fieldList []Field
+
+func (l fieldList) AppendDetail(dst []Field) []Field { return append(dst, l...) }
+
+// checkDetailsLikeDetail checks that e with its Detail given as Details
+// instead is the same event: the same hash and the same JSON lines, alone
+// and after e sealed by the same hasher.
+func checkDetailsLikeDetail(t *testing.T, e Event, d Details) {
+	t.Helper()
+	viaDetails := e
+	viaDetails.Detail, viaDetails.Details = nil, d
+	if got, want := viaDetails.ComputeHash(), e.ComputeHash(); got != want {
+		t.Fatalf("hash with Details %s, with Detail %s", got, want)
+	}
+	if y := e.Time.UTC().Year(); y >= 0 && y <= 9999 {
+		got, err := AppendJSONLine(nil, &viaDetails)
+		if err != nil {
+			t.Fatalf("AppendJSONLine: %v", err)
+		}
+		if want := marshalLine(t, e); !bytes.Equal(got, want) {
+			t.Fatalf("AppendJSONLine with Details:\n got %s\nwant %s", got, want)
+		}
+	}
+	var h hasher
+	for round := range 2 { // the second time, after a sealed event with Detail
+		a, b := e, viaDetails
+		h.seal(&a, e.Seq, e.Prev)
+		lineA := h.appendLine(nil, &a, a.Time)
+		h.seal(&b, e.Seq, e.Prev)
+		lineB := h.appendLine(nil, &b, b.Time)
+		if a.Hash != b.Hash || !bytes.Equal(lineA, lineB) {
+			t.Fatalf("round %d: sealed with Detail %s %s, with Details %s %s", round, a.Hash, lineA, b.Hash, lineB)
+		}
+	}
+}
+
+func TestDetailsIsTheSameEventAsDetail(t *testing.T) {
+	base := Event{Seq: 7, Time: time.Date(2026, 3, 1, 9, 0, 0, 5, time.UTC), Principal: "service:etl", Action: "statement",
+		Target: "orders", Decision: "allow", Session: "s-1", Prev: Genesis}
+	var many fieldList
+	for i := range 30 {
+		many = append(many, Field{strings.Repeat("k", 30-i), strings.Repeat("<v>", i)})
+	}
+	tests := []struct {
+		name string
+		d    fieldList
+	}{
+		{"none", nil},
+		{"in-order", fieldList{{"class", "SELECT"}, {"duration_us", "93"}, {"kind", "execute"}, {"rows", "1"}, {"text", "SELECT 1"}}},
+		{"out-of-order", fieldList{{"text", "SELECT 1"}, {"b", "1"}, {"a", "2"}, {"B", "3"}, {"é", "4"}, {"", "5"}}},
+		{"equal-keys-last-wins", fieldList{{"a", "first"}, {"b", "1"}, {"a", "second"}, {"a", "third"}}},
+		{"equal-keys-many", append(append(fieldList{}, many...), Field{"kk", "again"}, Field{"k", "again"})},
+		{"invalid-utf8", fieldList{{"k\xff", "v\xc3"}, {"ok", "ünï"}}},
+		{"invalid-utf8-value-only", fieldList{{"a", "\xff"}, {"b", "2"}}},
+		{"many", many},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := base
+			if len(tt.d) > 0 {
+				e.Detail = map[string]string{}
+				for _, f := range tt.d {
+					e.Detail[f.Key] = f.Value
+				}
+			}
+			checkDetailsLikeDetail(t, e, tt.d)
+		})
+	}
 }
 
 func audit64(c string) string { return strings.Repeat(c, 64) }

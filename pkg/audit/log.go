@@ -143,7 +143,8 @@ func Open(ctx context.Context, st Store, opts Options) (*Log, error) {
 
 // Record hands e to the writer and returns without waiting for I/O.
 // Seq, Prev and Hash are assigned by the writer; a zero Time becomes now.
-// The caller must not modify e.Detail afterwards.
+// The caller must not modify e.Detail, or what e.Details appends,
+// afterwards.
 //
 // Audit is never dropped to keep a hot path fast: when Queue events are
 // already waiting, Record blocks until the writer catches up.

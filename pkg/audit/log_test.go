@@ -357,3 +357,46 @@ func TestLogHandsALineStoreTheLinesOfWhatItSealed(t *testing.T) {
 	}
 	checkChain(t, st, int64(3*len(events)))
 }
+
+// entries is an audit.Details over fixed entries.
+type entries []audit.Field
+
+func (e entries) AppendDetail(dst []audit.Field) []audit.Field { return append(dst, e...) }
+
+// TestLogStoresDetailsAsDetail records events whose Detail comes from
+// Details: a Store that is not a LineStore must get it as Detail, hashed
+// as that Detail hashes.
+func TestLogStoresDetailsAsDetail(t *testing.T) {
+	st := &memStore{}
+	l := openLog(t, st, audit.Options{Batch: 2, FlushEvery: never})
+	in := []struct {
+		d    entries
+		want map[string]string
+	}{
+		{entries{{Key: "text", Value: "SELECT 1"}, {Key: "rows", Value: "1"}}, map[string]string{"text": "SELECT 1", "rows": "1"}},
+		{entries{{Key: "a", Value: "1"}, {Key: "a", Value: "2"}}, map[string]string{"a": "2"}},
+		{entries{{Key: "k\xff", Value: "ok"}}, map[string]string{"k\uFFFD": "ok"}},
+		{nil, nil},
+	}
+	for _, tt := range in {
+		if err := l.Record(audit.Event{Action: "statement", Details: tt.d}); err != nil {
+			t.Fatalf("Record: %v", err)
+		}
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	got := st.snapshot()
+	if len(got) != len(in) {
+		t.Fatalf("stored %d events, want %d", len(got), len(in))
+	}
+	for i, e := range got {
+		if e.Details != nil || !maps.Equal(e.Detail, in[i].want) || (in[i].want == nil && e.Detail != nil) {
+			t.Errorf("event %d: stored Detail %q Details %v, want Detail %q", i, e.Detail, e.Details, in[i].want)
+		}
+		if e.Hash != e.ComputeHash() {
+			t.Errorf("event %d: stored hash %s does not match its Detail (%s)", i, e.Hash, e.ComputeHash())
+		}
+	}
+	checkChain(t, st, int64(len(in)))
+}

@@ -118,6 +118,9 @@ func (s *sealer) sealBatch(b []Event) {
 			// and its Time lies in 1677-2262, which JSON can hold.
 			g.lines = s.h.appendLine(g.lines, e, e.Time)
 			g.ends = append(g.ends, len(g.lines))
+		} else if e.Details != nil {
+			// A Store that is not a LineStore reads Detail only.
+			e.Detail, e.Details = s.h.detailMap(), nil
 		}
 	}
 	s.h.forget()

@@ -305,23 +305,42 @@ func (o *pgObserver) SessionStart(s pgproxy.SessionInfo) {
 }
 
 func (o *pgObserver) Statement(e pgproxy.StatementEvent) {
+	// The relay's thread pays only for copying e: the audit log formats
+	// the Detail entries when it seals the event.
 	ev := audit.Event{Time: e.Start, Action: "statement", Principal: o.principal, Target: o.target, Session: e.SessionID, PolicyCommit: o.commit, Rule: e.Verdict.Rule,
-		Detail: map[string]string{
-			"text": truncate(e.Text, maxAuditText), "kind": e.Kind.String(), "class": e.Verdict.Tag,
-			"rows": strconv.FormatInt(e.Rows, 10), "duration_us": strconv.FormatInt(e.Duration.Microseconds(), 10),
-		}}
+		Details: &statementDetail{text: e.Text, kind: e.Kind, class: e.Verdict.Tag, tag: e.CommandTag, errorCode: e.ErrorCode, rows: e.Rows, duration: e.Duration}}
 	if e.Allowed {
 		ev.Decision = "allow"
 	} else {
 		ev.Decision, ev.Reason = "deny", e.Verdict.Message
 	}
-	if e.CommandTag != "" {
-		ev.Detail["tag"] = e.CommandTag
-	}
-	if e.ErrorCode != "" {
-		ev.Detail["error_code"] = e.ErrorCode
-	}
 	o.g.record(ev)
+}
+
+// statementDetail is the Detail of a statement event: text, kind, class,
+// rows and duration_us always, tag and error_code when the target sent
+// them.
+type statementDetail struct {
+	text                  string
+	kind                  pgproxy.StatementKind
+	class, tag, errorCode string
+	rows                  int64
+	duration              time.Duration
+}
+
+func (d *statementDetail) AppendDetail(dst []audit.Field) []audit.Field {
+	// In ascending key order, which saves the audit log a sort.
+	dst = append(dst, audit.Field{Key: "class", Value: d.class},
+		audit.Field{Key: "duration_us", Value: strconv.FormatInt(d.duration.Microseconds(), 10)})
+	if d.errorCode != "" {
+		dst = append(dst, audit.Field{Key: "error_code", Value: d.errorCode})
+	}
+	dst = append(dst, audit.Field{Key: "kind", Value: d.kind.String()},
+		audit.Field{Key: "rows", Value: strconv.FormatInt(d.rows, 10)})
+	if d.tag != "" {
+		dst = append(dst, audit.Field{Key: "tag", Value: d.tag})
+	}
+	return append(dst, audit.Field{Key: "text", Value: truncate(d.text, maxAuditText)})
 }
 
 func (o *pgObserver) SessionEnd(s pgproxy.SessionStats) {
