@@ -76,11 +76,20 @@ func (c *conduit) next() (byte, int, error) {
 		return 0, 0, err
 	}
 	n := int(int32(binary.BigEndian.Uint32(hdr[1:]))) - 4
-	if n < 0 {
-		return 0, 0, &protocolError{fmt.Sprintf("invalid message length %d for message type %q", n+4, hdr[0])}
+	var bad error
+	switch {
+	case n < 0:
+		bad = &protocolError{fmt.Sprintf("invalid message length %d for message type %q", n+4, hdr[0])}
+	case c.maxBody > 0 && n > c.maxBody:
+		bad = &tooLargeError{size: n + 5, limit: c.maxBody + 5}
 	}
-	if c.maxBody > 0 && n > c.maxBody {
-		return 0, 0, &tooLargeError{size: n + 5, limit: c.maxBody + 5}
+	if bad != nil {
+		// The session ends here, but what came before this message goes
+		// out first, as PostgreSQL runs what it read before a message it
+		// cannot take (and as the event loop does). It ends anyway, so
+		// a failed write changes nothing.
+		c.flush()
+		return 0, 0, bad
 	}
 	c.bytes += int64(n) + 5
 	return hdr[0], n, nil

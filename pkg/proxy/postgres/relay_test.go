@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -451,4 +452,35 @@ func testTerminateIsNotTargetLost(t *testing.T, plain bool) {
 			t.Fatalf("session %d: got end reason %q, want %q", i, stats.Reason, reasonTerminate)
 		}
 	}
+}
+
+// TestOversizedMessageAfterAQuery sends a query and, in the same write, the
+// header of a message over the limit. As PostgreSQL would, the gateway
+// runs the query it had already read and checked before it ends the
+// session with 54000, on the event loop and on goroutines alike.
+func TestOversizedMessageAfterAQuery(t *testing.T) { forTransports(t, testOversizedMessageAfterAQuery) }
+
+func testOversizedMessageAfterAQuery(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain, maxMessage: 64 << 10})
+	admin := adminConn(t)
+	marker := fmt.Sprintf("before-oversized-%t-%d", plain, time.Now().UnixNano())
+	extra := encode(t, &pgproto3.Query{String: "INSERT INTO scratch VALUES (1, '" + marker + "')"})
+	extra = append(extra, 'Q', 0, 0x10, 0, 0) // 1 MiB announced; the body never comes
+	rc := dialRaw(t, g, plain, extra)
+	events, _ := rc.readEvents(2)
+	var sawError bool
+	for _, e := range events {
+		sawError = sawError || e == backendEvent{"error", "FATAL " + codeProgramLimitExceeded}
+	}
+	if !sawError {
+		t.Errorf("got %v, want a FATAL %s", events, codeProgramLimitExceeded)
+	}
+	if stats := <-g.rec.ends; stats.Reason != reasonTooLarge {
+		t.Errorf("got end reason %q, want %q", stats.Reason, reasonTooLarge)
+	}
+	waitFor(t, "the query read before the oversized message to run", func() bool {
+		var n int
+		admin.QueryRow(context.Background(), "SELECT count(*) FROM scratch WHERE note = $1", marker).Scan(&n)
+		return n == 1
+	})
 }
