@@ -151,8 +151,10 @@ func TestReportTargets(t *testing.T) {
 	tps := func(gateway float64, failed int64) []series {
 		return []series{
 			{name: "direct", values: []float64{1000, 1000}},
-			{name: "gateway", values: []float64{gateway, gateway}, failed: failed},
-			{name: "pgbouncer", values: []float64{600, 600}},
+			{name: "gateway", values: []float64{gateway, gateway}, failed: failed,
+				cpu: []float64{40, 44}, cpuUser: []float64{12, 14}, cpuSys: []float64{28, 30}},
+			{name: "pgbouncer", values: []float64{600, 600},
+				cpu: []float64{31, 31}, cpuUser: []float64{7, 8}, cpuSys: []float64{24, 23}},
 		}
 	}
 	stream := func(gateway float64) []series {
@@ -168,6 +170,7 @@ func TestReportTargets(t *testing.T) {
 			rep:  report{opts: opts, tps: tps(660, 0), stream: stream(90), gatewayTLS: true},
 			want: []string{
 				"ratios: gateway/direct 0.66   gateway/pgbouncer 1.10   pgbouncer/direct 0.60",
+				"proxy CPU per transaction (median): gateway 42.0 µs (user 13.0, kernel 29.0)   pgbouncer 31.0 µs (user 7.5, kernel 23.5)",
 				"ratio: gateway/direct 0.90",
 				"gateway select-only TPS >= pgbouncer's   1.10x   met",
 				"gateway stream >= 0.8x direct            0.90x   met",
@@ -269,13 +272,13 @@ func TestRunEndToEnd(t *testing.T) {
 func TestParseProcStatCPU(t *testing.T) {
 	for _, tc := range []struct {
 		name, stat string
-		want       time.Duration
+		want       cpuTime
 		wantErr    bool
 	}{
 		{name: "plain", stat: "4242 (pgbouncer) S 1 4242 4242 0 -1 4194560 300 0 0 0 150 75 0 0 20 0 1 0 100 0 0",
-			want: 2250 * time.Millisecond},
+			want: cpuTime{user: 1500 * time.Millisecond, sys: 750 * time.Millisecond}},
 		{name: "spaces-and-parens-in-name", stat: "7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 1 0 0",
-			want: 70 * time.Millisecond},
+			want: cpuTime{user: 30 * time.Millisecond, sys: 40 * time.Millisecond}},
 		{name: "truncated", stat: "7 (x) R 1 2 3", wantErr: true},
 		{name: "no-name", stat: "garbage", wantErr: true},
 	} {

@@ -39,7 +39,10 @@ func (b *bench) measure(ctx context.Context, stdout, stderr io.Writer) error {
 			s.values[r] = res.tps
 			s.failed += res.failed
 			if s.cpu != nil {
-				s.cpu[r] = float64(res.cpuPerTxn) / float64(time.Microsecond)
+				c := res.cpuPerTxn
+				s.cpu[r] = float64(c.total()) / float64(time.Microsecond)
+				s.cpuUser[r] = float64(c.user) / float64(time.Microsecond)
+				s.cpuSys[r] = float64(c.sys) / float64(time.Microsecond)
 			}
 			fmt.Fprintf(stderr, "pgbench round %d/%d  %-9s %10.0f TPS  %d failed\n", r+1, o.rounds, s.name, res.tps, res.failed)
 		}
@@ -89,6 +92,8 @@ func newSeries(paths []path, rounds int) []series {
 		out[i] = series{name: p.name, values: make([]float64, rounds)}
 		if p.cpu != nil {
 			out[i].cpu = make([]float64, rounds)
+			out[i].cpuUser = make([]float64, rounds)
+			out[i].cpuSys = make([]float64, rounds)
 		}
 	}
 	return out

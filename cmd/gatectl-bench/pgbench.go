@@ -50,9 +50,9 @@ type pgbenchResult struct {
 	tps    float64 // without initial connection time
 	txns   int64   // transactions actually processed
 	failed int64   // failed transactions
-	// cpuPerTxn is the proxy's CPU time over the run divided by txns; 0
-	// for a path without a proxy.
-	cpuPerTxn time.Duration
+	// cpuPerTxn is the proxy's CPU time over the run divided by txns;
+	// zero for a path without a proxy.
+	cpuPerTxn cpuTime
 }
 
 // runPgbench runs the select-only built-in script over the extended
@@ -72,7 +72,7 @@ func (b *bench) runPgbench(ctx context.Context, p path, d time.Duration) (pgbenc
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	var cpu0 time.Duration
+	var cpu0 cpuTime
 	if p.cpu != nil {
 		if cpu0, err = p.cpu(); err != nil {
 			return pgbenchResult{}, fmt.Errorf("CPU time of %s: %w", p.name, err)
@@ -90,7 +90,8 @@ func (b *bench) runPgbench(ctx context.Context, p path, d time.Duration) (pgbenc
 		if err != nil {
 			return r, fmt.Errorf("CPU time of %s: %w", p.name, err)
 		}
-		r.cpuPerTxn = (cpu1 - cpu0) / time.Duration(r.txns)
+		d := cpu1.sub(cpu0)
+		r.cpuPerTxn = cpuTime{d.user / time.Duration(r.txns), d.sys / time.Duration(r.txns)}
 	}
 	return r, nil
 }

@@ -20,9 +20,10 @@ type series struct {
 	name   string
 	values []float64
 	failed int64 // failed pgbench transactions over all rounds
-	// cpu is the proxy's CPU microseconds per transaction in each round;
-	// nil for a path without a proxy.
-	cpu []float64
+	// cpu is the proxy's CPU microseconds per transaction in each round,
+	// cpuUser and cpuSys its user and kernel parts; nil for a path without
+	// a proxy.
+	cpu, cpuUser, cpuSys []float64
 }
 
 func (s series) median() float64 { return median(s.values) }
@@ -180,15 +181,15 @@ func verdict(measured, met bool) string {
 	}
 }
 
-// cpuLine reports the median CPU time each proxy spent per transaction:
-// on a machine whose cores the clients, the proxy and PostgreSQL share, it
-// is what a proxy takes away from the others, and it varies less between
-// runs than TPS does.
+// cpuLine reports the median CPU time each proxy spent per transaction,
+// and the medians of its user and kernel parts: on a machine whose cores
+// the clients, the proxy and PostgreSQL share, it is what a proxy takes
+// away from the others, and it varies less between runs than TPS does.
 func cpuLine(ss []series) string {
 	var parts []string
 	for _, s := range ss {
 		if s.cpu != nil {
-			parts = append(parts, fmt.Sprintf("%s %.1f µs", s.name, median(s.cpu)))
+			parts = append(parts, fmt.Sprintf("%s %.1f µs (user %.1f, kernel %.1f)", s.name, median(s.cpu), median(s.cpuUser), median(s.cpuSys)))
 		}
 	}
 	if len(parts) == 0 {
