@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // loopDisabled keeps sessions off the event loop (for tests of goroutine
@@ -88,20 +87,20 @@ func (rc *relayConn) loopRead(p []byte) (int, error) {
 		return 0, nil
 	}
 	for {
-		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(rc.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		n, errno := sockRecv(uintptr(rc.fd), p)
 		switch errno {
 		case 0:
 			if n == 0 {
 				rc.rerr = io.EOF
 				return 0, io.EOF
 			}
-			return int(n), nil
+			return n, nil
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
 			return 0, errWouldBlock
 		}
-		rc.rerr = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", errno)}
+		rc.rerr = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("recvfrom", errno)}
 		return 0, rc.rerr
 	}
 }
@@ -115,17 +114,17 @@ func (rc *relayConn) loopWrite(p []byte) (int, error) {
 	}
 	for done := 0; done < len(p); {
 		rest := p[done:]
-		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(rc.fd), uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
+		n, errno := sockSend(uintptr(rc.fd), rest)
 		switch errno {
 		case 0:
-			done += int(n)
+			done += n
 		case syscall.EINTR:
 		case syscall.EAGAIN:
 			loopStashes.Add(1)
 			rc.stash = append(rc.stash[:0], rest...)
 			return len(p), nil
 		default:
-			return done, &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", errno)}
+			return done, &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("sendto", errno)}
 		}
 	}
 	return len(p), nil

@@ -5,11 +5,11 @@ import (
 	"net"
 	"sync"
 	"syscall"
-	"unsafe"
 )
 
-// sockConn is a TCP connection whose Read and Write issue the read and write
-// system calls directly, without the runtime's syscall bookkeeping.
+// sockConn is a TCP connection whose Read and Write issue the recvfrom and
+// sendto system calls directly (see sockRecv), without the runtime's
+// syscall bookkeeping.
 //
 // The relay does two reads and two writes per round trip on every session,
 // and on a small machine the runtime's per-syscall work is a large share of
@@ -76,10 +76,10 @@ func (s *sockConn) Read(p []byte) (int, error) {
 // doRead makes one read attempt; false means "wait until readable".
 func (s *sockConn) doRead(fd uintptr) bool {
 	for {
-		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&s.rbuf[0])), uintptr(len(s.rbuf)))
+		n, errno := sockRecv(fd, s.rbuf)
 		switch errno {
 		case 0:
-			s.rn = int(n)
+			s.rn = n
 			if n == 0 {
 				s.rerr = io.EOF
 			}
@@ -116,10 +116,10 @@ func (s *sockConn) Write(p []byte) (int, error) {
 func (s *sockConn) doWrite(fd uintptr) bool {
 	for s.wn < len(s.wbuf) {
 		rest := s.wbuf[s.wn:]
-		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
+		n, errno := sockSend(fd, rest)
 		switch errno {
 		case 0:
-			s.wn += int(n)
+			s.wn += n
 		case syscall.EINTR:
 		case syscall.EAGAIN:
 			return false
