@@ -25,6 +25,12 @@ func (s *session) handleTargetMessage(typ byte, n int) error {
 		if s.onBindComplete() {
 			return s.be.skip(n)
 		}
+	case '1':
+		s.popHead(entryParse) // ParseComplete
+	case 'T', 'n':
+		// RowDescription or NoData ends a Describe's answer; a simple
+		// Query's RowDescription finds its own entry at the head.
+		s.popHead(entryDescribe)
 	case 'I', 's':
 		// EmptyQueryResponse and PortalSuspended end an Execute.
 		if h := s.queue.head(); h != nil && h.kind == entryExecute {
@@ -119,27 +125,54 @@ func (s *session) onErrorResponse(n int) error {
 			if h.errCode == "" {
 				h.errCode = code
 			}
-		case entryExecute, entryRefusedParse, entryBind:
-			// The target skips the rest of the pipeline up to the next
-			// Sync: report those statements as not executed. The error is
-			// the first statement's: an Execute that failed, or the one
-			// whose Bind failed (planning raises errors such as 1/0 of
-			// constants at Bind).
-			h.executed = h.kind == entryExecute
-			for h != nil && (h.kind == entryExecute || h.kind == entryRefusedParse || h.kind == entryBind) {
-				if code != "" && h.kind != entryBind {
-					h.errCode, code = code, ""
-				}
-				s.finish(h)
-				s.queue.pop()
-				h = s.queue.head()
-			}
+		default:
+			s.failPipeline(h, code)
 		}
 	}
 	if msg == nil {
 		return s.be.forward(n)
 	}
 	return s.be.write(msg)
+}
+
+// failPipeline reports the extended-protocol messages from h, the one the
+// target answered with an error, up to the next Sync, which the target
+// skips. The error is h's own when h is an Execute or a refused Parse. A
+// failed Bind's error is the statement's that the Execute of its portal
+// would have run (planning raises errors such as 1/0 of constants at
+// Bind). A failed Parse or Describe gives no statement its error.
+func (s *session) failPipeline(h *entry, code string) {
+	if !h.kind.extended() {
+		return
+	}
+	switch h.kind {
+	case entryExecute:
+		h.errCode, h.executed = code, true
+	case entryRefusedParse:
+		h.errCode = code
+	}
+	bindFailed, portal := h.kind == entryBind, h.portal
+	s.finish(h)
+	s.queue.pop()
+	for h = s.queue.head(); h != nil && h.kind.extended(); h = s.queue.head() {
+		if bindFailed && h.portal == portal {
+			switch h.kind {
+			case entryExecute:
+				h.errCode, bindFailed = code, false
+			case entryBind:
+				bindFailed = false // bound again: the Executes after it are not the failed Bind's
+			}
+		}
+		s.finish(h)
+		s.queue.pop()
+	}
+}
+
+// popHead pops the head entry if it is of kind k.
+func (s *session) popHead(k entryKind) {
+	if h := s.queue.head(); h != nil && h.kind == k {
+		s.queue.pop()
+	}
 }
 
 // onReadyForQuery ends everything up to the Sync, Query or FunctionCall

@@ -53,6 +53,10 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 	case 'S':
 		s.queue.push(entry{kind: entrySync})
 		return s.fe.forward(n)
+	case 'D':
+		// Tracked only so that an error answers the right message.
+		s.queue.push(entry{kind: entryDescribe})
+		return s.fe.forward(n)
 	case 'X':
 		s.terminating.Store(true)
 		if err := s.fe.forward(n); err != nil {
@@ -160,6 +164,7 @@ func (s *session) onParse(n int) error {
 			msg: fmt.Sprintf("the session's prepared statements hold more than %d MiB of text; close some or reconnect", maxNamedBytes>>20)}
 	}
 	if info.verdict.Allow {
+		s.queue.push(entry{kind: entryParse})
 		return s.fe.write(msg)
 	}
 	// Fail closed: parse the refusal under the client's name instead, and run
@@ -203,7 +208,7 @@ func (s *session) onBind(n int) error {
 		}
 	}
 	s.stmts.bind(portal, info)
-	s.queue.push(entry{kind: entryBind})
+	s.queue.push(entry{kind: entryBind, portal: string(portal)})
 	if info.verdict.Allow {
 		return s.fe.write(msg)
 	}
@@ -222,7 +227,7 @@ func (s *session) onExecute(n int) error {
 	if !ok || len(rest) != 4 {
 		return errBadExecute
 	}
-	e := entry{kind: entryExecute, start: time.Now()}
+	e := entry{kind: entryExecute, portal: string(portal), start: time.Now()}
 	if info := s.stmts.portal(portal); info != nil {
 		e.text, e.verdict = info.text, info.verdict
 	}

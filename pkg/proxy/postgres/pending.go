@@ -19,13 +19,30 @@ const (
 	// injected Bind and Execute of the refusal; the Bind's BindComplete is
 	// dropped so the client sees only what it asked for.
 	entryRefusedParse
+	// entryParse is an allowed Parse; its ParseComplete pops it.
+	entryParse
+	// entryDescribe is a Describe; the RowDescription or NoData that ends
+	// its answer pops it.
+	entryDescribe
 )
+
+// extended reports whether k is a message of the extended protocol that
+// the target skips, after an error, up to the next Sync.
+func (k entryKind) extended() bool {
+	switch k {
+	case entryExecute, entryBind, entryRefusedParse, entryParse, entryDescribe:
+		return true
+	}
+	return false
+}
 
 // entry is one client request whose completion the backend side tracks. The
 // client side pushes it before forwarding the request, so it is always
 // queued before its responses can arrive.
 type entry struct {
-	kind    entryKind
+	kind entryKind
+	// portal is the portal of a Bind or an Execute.
+	portal  string
 	text    string
 	verdict Verdict
 	// bindSeen is set once the injected Bind of a refused Parse completed.
