@@ -223,8 +223,9 @@ func (l *eventLoop) run() {
 	for {
 		// First look without giving up the P: under load an event is
 		// usually ready, and a blocking call would hand the P back to the
-		// scheduler and have to win it again.
-		r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+		// scheduler and have to win it again. epoll_pwait with no signal
+		// mask is epoll_wait, which arm64 does not have.
+		r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
 		n, err := int(r), error(nil)
 		if e != 0 {
 			n, err = 0, e
