@@ -32,6 +32,7 @@ test: deps
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 12m $(PKGS)
 	CGO_ENABLED=0 $(GO) test -count=1 ./pkg/sqlclass/
+	$(GO) test -race -count=1 ./pkg/gateway/ ./pkg/audit/ ./pkg/proxy/postgres/
 	$(MAKE) cross
 
 # cross type-checks the package with raw system calls for the release

@@ -166,8 +166,10 @@ func (g *Gateway) start(ctx context.Context) error {
 	// The API must serve (the dev issuer's discovery) before the first
 	// token is verified, and it answers 503 until a policy is live.
 	api := &http.Server{
-		Handler:           g.apiHandler(),
-		TLSConfig:         g.tlsConfig,
+		Handler: g.apiHandler(),
+		// Its own copy: ServeTLS adds the HTTP/2 protocols to it while the
+		// PostgreSQL listener clones the gateway's.
+		TLSConfig:         g.tlsConfig.Clone(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
