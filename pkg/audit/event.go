@@ -39,7 +39,8 @@ type Event struct {
 	// Details stands in for Detail where an event is recorded on a hot
 	// path: the Log asks it for the entries when it seals the event, on
 	// the Log's own goroutine, so that the caller builds no map. Set one of
-	// Detail and Details; the event is the same either way.
+	// Detail and Details; the event is the same either way, but
+	// encoding/json sees only Detail (AppendJSONLine sees both).
 	Details Details `json:"-"`
 	// Prev is the Hash of the event with Seq-1, or Genesis for the first one.
 	Prev string `json:"prev"`
@@ -95,7 +96,8 @@ type Store interface {
 // LineStore is a Store that keeps events as JSON lines (see
 // AppendJSONLine). Log encodes each event's line as it seals the event,
 // while the event is at hand with its Detail sorted, and writes through
-// AppendLines instead of Append.
+// AppendLines instead of Append. An event given to AppendLines may carry
+// its Detail as Details, with Detail nil: the line holds it either way.
 type LineStore interface {
 	Store
 	// AppendLines is Append of events whose JSON lines, as AppendJSONLine
