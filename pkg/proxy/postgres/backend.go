@@ -27,6 +27,13 @@ func (s *session) handleTargetMessage(typ byte, n int) error {
 		}
 	case '1':
 		s.popHead(entryParse) // ParseComplete
+	case '3':
+		s.popHead(entryClose) // CloseComplete
+	case 'G':
+		// CopyInResponse: the target ignores Syncs until the copy ends.
+		if h := s.queue.head(); h != nil && h.kind == entryExecute {
+			h.copyIn = true
+		}
 	case 'T', 'n':
 		// RowDescription or NoData ends a Describe's answer; a simple
 		// Query's RowDescription finds its own entry at the head.
@@ -104,7 +111,7 @@ func (s *session) onCommandComplete(n int) error {
 		case entryExecute:
 			h.addTag(word, rows)
 			s.finish(h)
-			s.queue.pop()
+			s.popExecute(h)
 		}
 	}
 	return s.be.write(msg)
@@ -135,12 +142,13 @@ func (s *session) onErrorResponse(n int) error {
 	return s.be.write(msg)
 }
 
-// failPipeline reports the extended-protocol messages from h, the one the
-// target answered with an error, up to the next Sync, which the target
-// skips. The error is h's own when h is an Execute or a refused Parse. A
-// failed Bind's error is the statement's that the Execute of its portal
-// would have run (planning raises errors such as 1/0 of constants at
-// Bind). A failed Parse or Describe gives no statement its error.
+// failPipeline reports the extended-protocol request h, which the target
+// answered with an error, and those after it that the target then skips,
+// up to the next Sync. The error is h's own when h is an Execute or a
+// refused Parse. A failed Bind's error is the statement's that the Execute
+// of its portal would have run (planning raises errors such as 1/0 of
+// constants at Bind), unless the portal is bound again first. A failed
+// Parse, Describe or Close gives no statement its error.
 func (s *session) failPipeline(h *entry, code string) {
 	if !h.kind.extended() {
 		return
@@ -150,20 +158,75 @@ func (s *session) failPipeline(h *entry, code string) {
 		h.errCode, h.executed = code, true
 	case entryRefusedParse:
 		h.errCode = code
+	case entryBind:
+		s.bindErr = &bindError{portal: h.portal, code: code}
 	}
-	bindFailed, portal := h.kind == entryBind, h.portal
+	// A Parse failed when its own answer is the error: an allowed one, or
+	// a refused one whose injected Bind never completed. The target keeps
+	// a named statement from before; it drops the unnamed one before it
+	// parses, so a Bind of that finds none.
+	if h.name != "" && (h.kind == entryParse || h.kind == entryRefusedParse && !h.bindSeen) {
+		s.revert(h)
+	}
+	s.discarding = true
 	s.finish(h)
-	s.queue.pop()
-	for h = s.queue.head(); h != nil && h.kind.extended(); h = s.queue.head() {
-		if bindFailed && h.portal == portal {
+	if h.kind == entryExecute {
+		s.popExecute(h)
+	} else {
+		s.queue.pop()
+	}
+	s.skipDiscarded()
+}
+
+// bindError is a failed Bind's error, waiting for its portal's Execute.
+type bindError struct{ portal, code string }
+
+// skipDiscarded reports the requests queued up to the next Sync as not
+// executed: the target discards them after an error. It runs again at the
+// ReadyForQuery that ends discarding, for requests the client sent after
+// the error.
+func (s *session) skipDiscarded() {
+	for h := s.queue.head(); h != nil && h.kind != entrySync; h = s.queue.head() {
+		if be := s.bindErr; be != nil && h.portal == be.portal {
 			switch h.kind {
 			case entryExecute:
-				h.errCode, bindFailed = code, false
+				h.errCode, s.bindErr = be.code, nil
 			case entryBind:
-				bindFailed = false // bound again: the Executes after it are not the failed Bind's
+				s.bindErr = nil // bound again: the Executes after it are not the failed Bind's
 			}
 		}
+		if h.kind == entryParse || h.kind == entryRefusedParse {
+			s.revert(h) // the target never saw this Parse
+		}
+		h.executed = false
 		s.finish(h)
+		s.queue.pop()
+	}
+}
+
+// revert has the client goroutine put back the statement that the Parse h
+// replaced in the gateway's record, if it replaced one (see applyReverts).
+func (s *session) revert(h *entry) {
+	if h.prev == nil {
+		return
+	}
+	s.revertMu.Lock()
+	s.reverts = append(s.reverts, &entry{name: h.name, stmt: h.stmt, prev: h.prev})
+	s.hasReverts.Store(true)
+	s.revertMu.Unlock()
+}
+
+// popExecute pops h, an Execute at the head. After a COPY FROM STDIN it
+// also drops the Syncs that the client sent right after the Execute: the
+// target was in copy-in mode and ignored them, so no ReadyForQuery will
+// answer them.
+func (s *session) popExecute(h *entry) {
+	copyIn := h.copyIn
+	s.queue.pop()
+	if !copyIn {
+		return
+	}
+	for h := s.queue.head(); h != nil && h.kind == entrySync && h.copyMaybe; h = s.queue.head() {
 		s.queue.pop()
 	}
 }
@@ -178,6 +241,16 @@ func (s *session) popHead(k entryKind) {
 // onReadyForQuery ends everything up to the Sync, Query or FunctionCall
 // that the target just finished.
 func (s *session) onReadyForQuery() {
+	if s.discarding {
+		// This answers the Sync that ends discarding: what the client sent
+		// after the error and before it was skipped too.
+		s.skipDiscarded()
+		s.discarding, s.bindErr = false, nil
+		if h := s.queue.head(); h != nil && h.kind == entrySync {
+			s.queue.pop()
+		}
+		return
+	}
 	for h := s.queue.head(); h != nil; h = s.queue.head() {
 		k := h.kind
 		if k == entryQuery || k == entryFunctionCall {

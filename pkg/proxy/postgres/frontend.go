@@ -37,10 +37,17 @@ var (
 // length n: it decodes only what policy or tracking needs and forwards the
 // rest as bytes.
 func (s *session) handleClientMessage(typ byte, n int) error {
+	if s.hasReverts.Load() {
+		s.applyReverts()
+	}
+	if typ != 'S' && typ != 'H' {
+		s.copyMaybe = false
+	}
 	switch typ {
 	case 'B':
 		return s.onBind(n)
 	case 'E':
+		s.copyMaybe = true
 		return s.onExecute(n)
 	case 'Q':
 		return s.onQuery(n)
@@ -51,7 +58,7 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 	case 'F':
 		return s.onFunctionCall(n)
 	case 'S':
-		s.queue.push(entry{kind: entrySync})
+		s.queue.push(entry{kind: entrySync, copyMaybe: s.copyMaybe})
 		return s.fe.forward(n)
 	case 'D':
 		// Tracked only so that an error answers the right message.
@@ -141,6 +148,7 @@ func (s *session) onParse(n int) error {
 		return errBadParse
 	}
 	info := s.stmts.stmt(name)
+	prev := info
 	if info != nil && len(name) == 0 && info.text == string(sql) {
 		// The same one-shot statement again: reuse the text, check again
 		// (a verdict may change, e.g. a grant expired).
@@ -163,13 +171,18 @@ func (s *session) onParse(n int) error {
 		return &refusedSessionError{code: codeProgramLimitExceeded,
 			msg: fmt.Sprintf("the session's prepared statements hold more than %d MiB of text; close some or reconnect", maxNamedBytes>>20)}
 	}
+	e := entry{kind: entryParse}
+	if prev != nil && prev != info {
+		e.name, e.stmt, e.prev = string(name), info, prev
+	}
 	if info.verdict.Allow {
-		s.queue.push(entry{kind: entryParse})
+		s.queue.push(e)
 		return s.fe.write(msg)
 	}
 	// Fail closed: parse the refusal under the client's name instead, and run
 	// it at once so the error answers this Parse.
-	s.queue.push(entry{kind: entryRefusedParse, text: info.text, verdict: info.verdict, start: time.Now()})
+	e.kind, e.text, e.verdict, e.start = entryRefusedParse, info.text, info.verdict, time.Now()
+	s.queue.push(e)
 	s.scratch = appendRefusedParse(s.scratch[:0], name, info.verdict.Message)
 	return s.fe.write(s.scratch)
 }
@@ -249,6 +262,7 @@ func (s *session) onClose(n int) error {
 		return errBadClose
 	}
 	s.stmts.close(body[0], name)
+	s.queue.push(entry{kind: entryClose})
 	return s.fe.write(msg)
 }
 
@@ -306,4 +320,21 @@ func cutBytes(b []byte) (s, rest []byte, ok bool) {
 		return nil, nil, false
 	}
 	return b[:i], b[i+1:], true
+}
+
+// applyReverts puts back the gateway's record of statements whose Parse
+// did not take effect on the target: the target still holds the statement
+// from before under the name, and Bind must check that one's text.
+func (s *session) applyReverts() {
+	s.revertMu.Lock()
+	rs := s.reverts
+	s.reverts = nil
+	s.hasReverts.Store(false)
+	s.revertMu.Unlock()
+	for _, r := range rs {
+		name := []byte(r.name)
+		if s.stmts.stmt(name) == r.stmt {
+			s.stmts.setStmt(name, r.prev)
+		}
+	}
 }

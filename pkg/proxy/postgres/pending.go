@@ -24,13 +24,15 @@ const (
 	// entryDescribe is a Describe; the RowDescription or NoData that ends
 	// its answer pops it.
 	entryDescribe
+	// entryClose is a Close; its CloseComplete pops it.
+	entryClose
 )
 
 // extended reports whether k is a message of the extended protocol that
 // the target skips, after an error, up to the next Sync.
 func (k entryKind) extended() bool {
 	switch k {
-	case entryExecute, entryBind, entryRefusedParse, entryParse, entryDescribe:
+	case entryExecute, entryBind, entryRefusedParse, entryParse, entryDescribe, entryClose:
 		return true
 	}
 	return false
@@ -47,7 +49,17 @@ type entry struct {
 	verdict Verdict
 	// bindSeen is set once the injected Bind of a refused Parse completed.
 	bindSeen bool
-	start    time.Time
+	// copyMaybe marks a Sync sent right after an Execute (see
+	// session.copyMaybe); copyIn marks an Execute that started COPY FROM
+	// STDIN.
+	copyMaybe, copyIn bool
+	// name, stmt and prev are set on a Parse (allowed or refused) that
+	// replaced the gateway's record of an existing statement: if the
+	// Parse does not take effect on the target, the target keeps prev
+	// under the name (see session.revert).
+	name       string
+	stmt, prev *stmtInfo
+	start      time.Time
 
 	// Filled by the backend side.
 	tag      string

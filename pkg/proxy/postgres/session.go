@@ -54,6 +54,25 @@ type session struct {
 	lastQuery  string
 	statements int64
 	refused    int64
+	// copyMaybe is set after a client Execute until the client sends
+	// something other than Sync or Flush: a Sync then may reach a target
+	// in copy-in mode, which ignores it (client goroutine).
+	copyMaybe bool
+
+	// discarding is set after an error in the extended protocol until the
+	// Sync that ends it: the target skips every request until then.
+	// bindErr is the error of a failed Bind while its portal's Execute may
+	// still come (target goroutine).
+	discarding bool
+	bindErr    *bindError
+
+	// reverts are named statements whose Parse the target refused, so
+	// that it still holds the one before: the target goroutine adds them
+	// and the client goroutine puts the gateway's record back (see
+	// applyReverts).
+	revertMu   sync.Mutex
+	reverts    []*entry
+	hasReverts atomic.Bool
 
 	// modeMu guards the switch between loop mode and goroutine mode, and
 	// the client and target connections, which change at that switch.

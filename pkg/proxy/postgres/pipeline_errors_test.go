@@ -1,0 +1,299 @@
+package postgres
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// step is one client write, then a read until `until` is seen `n` times
+// ("ready", "error", "copyin", "complete").
+type step struct {
+	msgs  []pgproto3.FrontendMessage
+	until string
+	n     int
+}
+
+type pev struct {
+	kind     StatementKind
+	text     string
+	code     string
+	executed bool
+	allowed  bool
+}
+
+func (e pev) String() string {
+	return fmt.Sprintf("{%v %q code=%q exec=%t allow=%t}", e.kind, e.text, e.code, e.executed, e.allowed)
+}
+
+type probeReader struct {
+	rc       *rawClient
+	loggedIn bool
+}
+
+func (p *probeReader) readUntil(t *testing.T, what string, n int) []string {
+	t.Helper()
+	var seen []string
+	p.rc.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for n > 0 {
+		msg, err := p.rc.fe.Receive()
+		if err != nil {
+			t.Fatalf("reading until %s: %v (seen %v)", what, err, seen)
+		}
+		var k string
+		switch m := msg.(type) {
+		case *pgproto3.BackendKeyData:
+			p.loggedIn = true
+			continue
+		case *pgproto3.ReadyForQuery:
+			if p.loggedIn {
+				p.loggedIn = false
+				continue
+			}
+			k = "ready"
+		case *pgproto3.ErrorResponse:
+			k = "error"
+			seen = append(seen, "E"+m.Code)
+		case *pgproto3.CopyInResponse:
+			k = "copyin"
+		case *pgproto3.CommandComplete:
+			k = "complete"
+			seen = append(seen, "C"+string(m.CommandTag))
+		case *pgproto3.PortalSuspended:
+			seen = append(seen, "s")
+		case *pgproto3.EmptyQueryResponse:
+			seen = append(seen, "I")
+		}
+		if k != "" && k != "error" && k != "complete" {
+			seen = append(seen, k)
+		}
+		if k == what {
+			n--
+		}
+	}
+	return seen
+}
+
+var canaryMsgs = []pgproto3.FrontendMessage{
+	&pgproto3.Query{String: "SELECT 1/0 AS canary_err"},
+	&pgproto3.Query{String: "SELECT 'canary_ok'"},
+	&pgproto3.Parse{Query: "SELECT 'canary_ext'"},
+	&pgproto3.Bind{},
+	&pgproto3.Execute{},
+	&pgproto3.Sync{},
+}
+
+var canaryWant = []pev{
+	{KindQuery, "SELECT 1/0 AS canary_err", "22012", true, true},
+	{KindQuery, "SELECT 'canary_ok'", "", true, true},
+	{KindExecute, "SELECT 'canary_ext'", "", true, true},
+}
+
+func runProbe(t *testing.T, g *gateway, plain bool, steps []step, want []pev) {
+	t.Helper()
+	before := len(g.rec.statements())
+	p := &probeReader{rc: dialRaw(t, g, plain, encode(t, steps[0].msgs...))}
+	var trace []string
+	for i, s := range steps {
+		if i > 0 {
+			if _, err := p.rc.conn.Write(encode(t, s.msgs...)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		trace = append(trace, strings.Join(p.readUntil(t, s.until, s.n), ","))
+	}
+	if _, err := p.rc.conn.Write(encode(t, canaryMsgs...)); err != nil {
+		t.Fatal(err)
+	}
+	trace = append(trace, strings.Join(p.readUntil(t, "ready", 3), ","))
+	p.rc.conn.Close()
+	select {
+	case <-g.rec.ends:
+	case <-time.After(5 * time.Second):
+		t.Fatal("session did not end")
+	}
+	var got []pev
+	for _, e := range g.rec.statements()[before:] {
+		got = append(got, pev{e.Kind, e.Text, e.ErrorCode, e.Executed, e.Allowed})
+	}
+	want = append(append([]pev(nil), want...), canaryWant...)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("wire: %v\n got: %v\nwant: %v", trace, got, want)
+	}
+}
+
+// TestPipelineErrorEvents sends extended-protocol pipelines with errors in
+// many places (a review's probe of which statement gets which error) and
+// checks every statement event, then three canary statements on the same
+// connection, which a request left behind in the gateway's queue would
+// misreport.
+func TestPipelineErrorEvents(t *testing.T) { forTransports(t, testPipelineErrorEvents) }
+
+type (
+	P  = pgproto3.Parse
+	B  = pgproto3.Bind
+	E  = pgproto3.Execute
+	D  = pgproto3.Describe
+	S  = pgproto3.Sync
+	Q  = pgproto3.Query
+	Cl = pgproto3.Close
+	F  = pgproto3.Flush
+)
+
+type msgs = []pgproto3.FrontendMessage
+
+func three(m ...pgproto3.FrontendMessage) []step { return []step{{m, "ready", 3}} }
+
+func one(m ...pgproto3.FrontendMessage) []step { return []step{{m, "ready", 1}} }
+
+func testPipelineErrorEvents(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain})
+	const (
+		X  = KindExecute
+		Pk = KindParse
+		Qk = KindQuery
+	)
+	del := "DELETE FROM scratch WHERE note = 'r'"
+	tests := []struct {
+		name  string
+		steps []step
+		want  []pev
+	}{
+		{"describe-missing-stmt-first", one(&D{ObjectType: 'S', Name: "nope"}, &P{Query: "SELECT 'd1'"}, &B{}, &E{}, &S{}),
+			[]pev{{X, "SELECT 'd1'", "", false, true}}},
+		{"describe-missing-portal-after", one(&P{Query: "SELECT 'd2'"}, &B{}, &E{}, &D{ObjectType: 'P', Name: "nope"}, &P{Query: "SELECT 'd3'"}, &B{}, &E{}, &S{}),
+			[]pev{{X, "SELECT 'd2'", "", true, true}, {X, "SELECT 'd3'", "", false, true}}},
+		{"describes-then-exec-error", one(&P{Name: "s4", Query: "SELECT 1/(id-id) AS d4 FROM items WHERE id = 1"}, &D{ObjectType: 'S', Name: "s4"}, &B{DestinationPortal: "p4", PreparedStatement: "s4"}, &D{ObjectType: 'P', Name: "p4"}, &E{Portal: "p4"}, &S{}),
+			[]pev{{X, "SELECT 1/(id-id) AS d4 FROM items WHERE id = 1", "22012", true, true}}},
+		{"describe-bad-subtype", one(&P{Query: "SELECT 'd5'"}, &B{}, &D{ObjectType: 'Z'}, &E{}, &S{}),
+			[]pev{{X, "SELECT 'd5'", "", false, true}}},
+		{"refused-bound-executed", []step{
+			{msgs{&P{Name: "sdel", Query: del}, &S{}}, "ready", 1},
+			{msgs{&P{Name: "sa", Query: "SELECT 'r-a'"}, &B{DestinationPortal: "pa", PreparedStatement: "sa"}, &B{DestinationPortal: "pd", PreparedStatement: "sdel", Parameters: [][]byte{[]byte("1")}},
+				&E{Portal: "pa"}, &E{Portal: "pd"}, &P{Query: "SELECT 'r-c'"}, &B{}, &E{}, &S{}}, "ready", 1}},
+			[]pev{{Pk, del, "42501", false, false}, {X, "SELECT 'r-a'", "", true, true}, {X, del, "42501", true, false}, {X, "SELECT 'r-c'", "", false, true}}},
+		{"refused-parse-mid-batch", one(&P{Query: "SELECT 'r2-a'"}, &B{}, &E{}, &P{Query: del}, &B{}, &E{}, &P{Query: "SELECT 'r2-c'"}, &B{}, &E{}, &S{}),
+			[]pev{{X, "SELECT 'r2-a'", "", true, true}, {Pk, del, "42501", false, false}, {X, del, "", false, false}, {X, "SELECT 'r2-c'", "", false, true}}},
+		{"close-portal-then-execute", one(&P{Name: "c1", Query: "SELECT 'c1'"}, &B{DestinationPortal: "pc1", PreparedStatement: "c1"}, &Cl{ObjectType: 'P', Name: "pc1"}, &E{Portal: "pc1"}, &S{}),
+			[]pev{{X, "", "34000", true, false}}},
+		{"close-bad-subtype", one(&P{Name: "c2", Query: "SELECT 'c2'"}, &B{DestinationPortal: "pc2", PreparedStatement: "c2"}, &Cl{ObjectType: 'Z', Name: "x"}, &E{Portal: "pc2"}, &S{}),
+			[]pev{{X, "SELECT 'c2'", "", false, true}}},
+		{"close-reparse", one(&P{Name: "c3", Query: "SELECT 'c3a'"}, &Cl{ObjectType: 'S', Name: "c3"}, &P{Name: "c3", Query: "SELECT 1/0 AS c3b"}, &B{PreparedStatement: "c3"}, &E{}, &S{}),
+			[]pev{{X, "SELECT 1/0 AS c3b", "22012", false, true}}},
+		{"flush-bind-fails-execute-later", []step{
+			{msgs{&P{Query: "SELECT 1/0 AS f1"}, &B{}, &F{}}, "error", 1},
+			{msgs{&E{}, &S{}}, "ready", 1}},
+			[]pev{{X, "SELECT 1/0 AS f1", "22012", false, true}}},
+		{"flush-ok-then-fail", []step{
+			{msgs{&P{Query: "SELECT 'f2'"}, &B{}, &E{}, &F{}}, "complete", 1},
+			{msgs{&P{Query: "SELECT 1/(id-id) AS f3 FROM items WHERE id = 1"}, &B{}, &E{}, &S{}}, "ready", 1}},
+			[]pev{{X, "SELECT 'f2'", "", true, true}, {X, "SELECT 1/(id-id) AS f3 FROM items WHERE id = 1", "22012", true, true}}},
+		{"flush-exec-fails-more-later", []step{
+			{msgs{&P{Query: "SELECT 1/(id-id) AS f4 FROM items WHERE id = 1"}, &B{}, &E{}, &F{}}, "error", 1},
+			{msgs{&P{Query: "SELECT 'f5'"}, &B{}, &E{}, &S{}}, "ready", 1}},
+			[]pev{{X, "SELECT 1/(id-id) AS f4 FROM items WHERE id = 1", "22012", true, true}, {X, "SELECT 'f5'", "", false, true}}},
+		{"batches-one-write", three(&P{Query: "SELECT 1/0 AS m1"}, &B{}, &E{}, &P{Query: "SELECT 'm1b'"}, &B{}, &E{}, &S{}, &P{Query: "SELECT 'm2'"}, &B{}, &E{}, &S{}, &Q{String: "SELECT 'm3'"}),
+			[]pev{{X, "SELECT 1/0 AS m1", "22012", false, true}, {X, "SELECT 'm1b'", "", false, true}, {X, "SELECT 'm2'", "", true, true}, {Qk, "SELECT 'm3'", "", true, true}}},
+		{"batches-one-write-ready3", []step{{msgs{&P{Query: "SELECT 1/(id-id) AS m4 FROM items WHERE id = 1"}, &B{}, &E{}, &S{}, &P{Name: "m5", Query: "SELECT 'm5'"}, &D{ObjectType: 'S', Name: "m5"}, &B{PreparedStatement: "m5"}, &E{}, &S{}, &Q{String: "SELECT 'm6'"}}, "ready", 3}},
+			[]pev{{X, "SELECT 1/(id-id) AS m4 FROM items WHERE id = 1", "22012", true, true}, {X, "SELECT 'm5'", "", true, true}, {Qk, "SELECT 'm6'", "", true, true}}},
+		{"tx-failed", []step{
+			{msgs{&P{Name: "t0", Query: "SELECT 't0'"}, &S{}}, "ready", 1},
+			{msgs{&P{Query: "BEGIN"}, &B{}, &E{}, &P{Query: "SELECT 1/(id-id) AS t1 FROM items WHERE id = 1"}, &B{}, &E{}, &P{Query: "SELECT 't2'"}, &B{}, &E{}, &S{}}, "ready", 1},
+			{msgs{&P{Query: "SELECT 't3'"}, &B{}, &E{}, &S{}}, "ready", 1},
+			{msgs{&B{PreparedStatement: "t0"}, &E{}, &S{}}, "ready", 1},
+			{msgs{&Q{String: "SELECT 't4'"}}, "ready", 1},
+			{msgs{&Q{String: "ROLLBACK"}}, "ready", 1}},
+			[]pev{{X, "BEGIN", "", true, true}, {X, "SELECT 1/(id-id) AS t1 FROM items WHERE id = 1", "22012", true, true}, {X, "SELECT 't2'", "", false, true},
+				{X, "SELECT 't3'", "", false, true}, {X, "SELECT 't0'", "25P02", false, true}, {Qk, "SELECT 't4'", "25P02", true, true}, {Qk, "ROLLBACK", "", true, true}}},
+		{"portal-suspended", one(&P{Query: "SELECT id AS ps1 FROM items WHERE id <= 3"}, &B{DestinationPortal: "ps"}, &E{Portal: "ps", MaxRows: 2}, &E{Portal: "ps"}, &S{}),
+			[]pev{{X, "SELECT id AS ps1 FROM items WHERE id <= 3", "", true, true}, {X, "SELECT id AS ps1 FROM items WHERE id <= 3", "", true, true}}},
+		{"portal-suspended-then-error", one(&P{Query: "SELECT 1/(g-3) AS ps2 FROM generate_series(1, 5) g"}, &B{DestinationPortal: "ps"}, &E{Portal: "ps", MaxRows: 2}, &E{Portal: "ps"}, &P{Query: "SELECT 'ps3'"}, &B{}, &E{}, &S{}),
+			[]pev{{X, "SELECT 1/(g-3) AS ps2 FROM generate_series(1, 5) g", "", true, true}, {X, "SELECT 1/(g-3) AS ps2 FROM generate_series(1, 5) g", "22012", true, true}, {X, "SELECT 'ps3'", "", false, true}}},
+		{"empty-query", one(&P{Query: ""}, &B{}, &D{ObjectType: 'P'}, &E{}, &P{Query: "SELECT 1/0 AS eq"}, &B{}, &E{}, &S{}),
+			[]pev{{X, "", "", true, true}, {X, "SELECT 1/0 AS eq", "22012", false, true}}},
+		{"query-after-batch-ok", []step{{msgs{&P{Query: "SELECT 'qa1'"}, &B{}, &E{}, &Q{String: "SELECT 'qa2'"}}, "ready", 1}},
+			[]pev{{X, "SELECT 'qa1'", "", true, true}, {Qk, "SELECT 'qa2'", "", true, true}}},
+		{"query-after-failed-batch", []step{{msgs{&P{Query: "SELECT 1/0 AS qb1"}, &B{}, &E{}, &Q{String: "SELECT 'qb2'"}, &S{}}, "ready", 1}},
+			[]pev{{X, "SELECT 1/0 AS qb1", "22012", false, true}, {Qk, "SELECT 'qb2'", "", false, true}}},
+		{"copy-extended", []step{{msgs{&P{Query: "COPY scratch FROM STDIN"}, &B{}, &E{}, &pgproto3.CopyData{Data: []byte("9001\tcopy-a\n")}, &pgproto3.CopyDone{}, &S{}}, "ready", 1}},
+			[]pev{{X, "COPY scratch FROM STDIN", "", true, true}}},
+		{"copy-extended-error", []step{{msgs{&P{Query: "COPY scratch FROM STDIN"}, &B{}, &E{}, &pgproto3.CopyData{Data: []byte("x\tcopy-b\n")}, &pgproto3.CopyDone{}, &S{}}, "ready", 1}},
+			[]pev{{X, "COPY scratch FROM STDIN", "22P02", true, true}}},
+		{"copy-extended-copyfail", []step{{msgs{&P{Query: "COPY scratch FROM STDIN"}, &B{}, &E{}, &pgproto3.CopyFail{Message: "no"}, &S{}}, "ready", 1}},
+			[]pev{{X, "COPY scratch FROM STDIN", "57014", true, true}}},
+		{"dup-named-parse", []step{
+			{msgs{&P{Name: "dup", Query: "SELECT 'dup-a'"}, &S{}}, "ready", 1},
+			{msgs{&P{Name: "dup", Query: "SELECT 'dup-b'"}, &S{}}, "ready", 1},
+			{msgs{&B{PreparedStatement: "dup"}, &E{}, &S{}}, "ready", 1}},
+			[]pev{{X, "SELECT 'dup-a'", "", true, true}}},
+		// An unnamed Parse the target discards after an earlier error leaves
+		// the previous unnamed statement in place, and Bind runs that one.
+		{"discarded-unnamed-parse", []step{
+			{msgs{&P{Query: "SELECT 'u-old'"}, &S{}}, "ready", 1},
+			{msgs{&P{Name: "bad", Query: "SELEC oops"}, &P{Query: "SELECT 'u-new'"}, &S{}}, "ready", 1},
+			{msgs{&B{}, &E{}, &S{}}, "ready", 1}},
+			[]pev{{X, "SELECT 'u-old'", "", true, true}}},
+		// libpq's PQexecParams + PQputCopyEnd: Sync after Execute, then CopyDone and Sync again.
+		{"copy-libpq-style", []step{
+			{msgs{&P{Query: "COPY scratch FROM STDIN"}, &B{}, &D{ObjectType: 'P'}, &E{}, &S{}}, "copyin", 1},
+			{msgs{&pgproto3.CopyData{Data: []byte("9002\tcopy-c\n")}, &pgproto3.CopyDone{}, &S{}}, "ready", 1}},
+			[]pev{{X, "COPY scratch FROM STDIN", "", true, true}}},
+		{"copy-libpq-style-error", []step{
+			{msgs{&P{Query: "COPY scratch FROM STDIN"}, &B{}, &D{ObjectType: 'P'}, &E{}, &S{}}, "copyin", 1},
+			{msgs{&pgproto3.CopyData{Data: []byte("y\tcopy-d\n")}, &pgproto3.CopyDone{}, &S{}}, "ready", 1}},
+			[]pev{{X, "COPY scratch FROM STDIN", "22P02", true, true}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { runProbe(t, g, plain, tt.steps, tt.want) })
+	}
+}
+
+// TestNoStrayBindCompleteAfterCopy: libpq sends a Sync right after the
+// Execute of COPY FROM STDIN, which the target ignores in copy-in mode. A
+// gateway that waited for its ReadyForQuery was one request behind from
+// then on, and showed the client the BindComplete of the Bind it injects
+// for a refused Parse.
+func TestNoStrayBindCompleteAfterCopy(t *testing.T) {
+	forTransports(t, func(t *testing.T, plain bool) {
+		g := startGateway(t, gatewayOptions{plainClients: plain})
+		before := len(g.rec.statements())
+		p := &probeReader{rc: dialRaw(t, g, plain, encode(t, &P{Query: "COPY scratch FROM STDIN"}, &B{}, &E{}, &S{}))}
+		p.readUntil(t, "copyin", 1)
+		p.rc.conn.Write(encode(t, &pgproto3.CopyDone{}, &S{}))
+		p.readUntil(t, "ready", 1)
+		p.rc.conn.Write(encode(t, &P{Query: "SELECT 'x'"}, &B{}, &E{}, &S{}))
+		p.readUntil(t, "ready", 1)
+		p.rc.conn.Write(encode(t, &P{Query: "DELETE FROM scratch"}, &S{}))
+		p.rc.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			m, err := p.rc.fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%T", m)
+			if _, ok := m.(*pgproto3.BindComplete); ok {
+				t.Errorf("client got a BindComplete it never asked for")
+			}
+			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+				break
+			}
+		}
+		p.rc.conn.Close()
+		<-g.rec.ends
+		var got []pev
+		for _, e := range g.rec.statements()[before:] {
+			got = append(got, pev{e.Kind, e.Text, e.ErrorCode, e.Executed, e.Allowed})
+		}
+		want := []pev{
+			{KindExecute, "COPY scratch FROM STDIN", "", true, true},
+			{KindExecute, "SELECT 'x'", "", true, true},
+			{KindParse, "DELETE FROM scratch", codeInsufficientPriv, false, false},
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("got events %v\nwant %v", got, want)
+		}
+	})
+}
