@@ -268,10 +268,13 @@ func testCancel(t *testing.T, plain bool) {
 }
 
 // sleeping counts the target's backends running pg_sleep as orders_rw.
-func sleeping(admin *pgx.Conn) int {
+func sleeping(admin *pgx.Conn) int { return running(admin, "pg_sleep") }
+
+// running counts the target's active sessions whose query contains s.
+func running(admin *pgx.Conn, s string) int {
 	var n int
 	admin.QueryRow(context.Background(),
-		"SELECT count(*) FROM pg_stat_activity WHERE usename = 'orders_rw' AND state = 'active' AND query LIKE '%pg_sleep%'").Scan(&n)
+		"SELECT count(*) FROM pg_stat_activity WHERE usename = 'orders_rw' AND state = 'active' AND strpos(query, $1) > 0", s).Scan(&n)
 	return n
 }
 
@@ -299,14 +302,16 @@ func testClientDisconnectMidQuery(t *testing.T, plain bool) {
 	g := startGateway(t, gatewayOptions{plainClients: plain})
 	conn := g.connect(t, nil)
 	admin := adminConn(t)
-	go conn.Exec(context.Background(), "SELECT pg_sleep(600)")
-	waitFor(t, "pg_sleep to run", func() bool { return sleeping(admin) > 0 })
+	// Its own mark: another test's pg_sleep may still be ending.
+	mark := fmt.Sprintf("disconnect-%t-%d", plain, time.Now().UnixNano())
+	go conn.Exec(context.Background(), "SELECT pg_sleep(600) -- "+mark)
+	waitFor(t, "pg_sleep to run", func() bool { return running(admin, mark) > 0 })
 	conn.PgConn().Conn().Close()
 	stats := <-g.rec.ends
 	if stats.Reason != reasonClientGone {
 		t.Errorf("got end reason %q, want %q", stats.Reason, reasonClientGone)
 	}
-	waitFor(t, "the target to end the query", func() bool { return sleeping(admin) == 0 })
+	waitFor(t, "the target to end the query", func() bool { return running(admin, mark) == 0 })
 	var unfinished int
 	for _, e := range g.rec.statements() {
 		if strings.Contains(e.Text, "pg_sleep") && !e.Executed {
