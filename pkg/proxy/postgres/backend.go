@@ -111,7 +111,7 @@ func (s *session) onCommandComplete(n int) error {
 		case entryExecute:
 			h.addTag(word, rows)
 			s.finish(h)
-			s.popExecute(h)
+			s.popAnswered(h)
 		}
 	}
 	return s.be.write(msg)
@@ -170,11 +170,7 @@ func (s *session) failPipeline(h *entry, code string) {
 	}
 	s.discarding = true
 	s.finish(h)
-	if h.kind == entryExecute {
-		s.popExecute(h)
-	} else {
-		s.queue.pop()
-	}
+	s.popAnswered(h)
 	s.skipDiscarded()
 }
 
@@ -211,16 +207,16 @@ func (s *session) revert(h *entry) {
 		return
 	}
 	s.revertMu.Lock()
-	s.reverts = append(s.reverts, &entry{name: h.name, stmt: h.stmt, prev: h.prev})
+	s.reverts = append(s.reverts, stmtRevert{name: h.name, failed: h.stmt, prev: h.prev})
 	s.hasReverts.Store(true)
 	s.revertMu.Unlock()
 }
 
-// popExecute pops h, an Execute at the head. After a COPY FROM STDIN it
-// also drops the Syncs that the client sent right after the Execute: the
-// target was in copy-in mode and ignored them, so no ReadyForQuery will
-// answer them.
-func (s *session) popExecute(h *entry) {
+// popAnswered pops h, the head, which the target has answered. After an
+// Execute that started COPY FROM STDIN it also drops the Syncs that the
+// client sent right after the Execute: the target was in copy-in mode and
+// ignored them, so no ReadyForQuery will answer them.
+func (s *session) popAnswered(h *entry) {
 	copyIn := h.copyIn
 	s.queue.pop()
 	if !copyIn {

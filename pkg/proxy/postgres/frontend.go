@@ -333,8 +333,15 @@ func (s *session) applyReverts() {
 	s.revertMu.Unlock()
 	for _, r := range rs {
 		name := []byte(r.name)
-		if s.stmts.stmt(name) == r.stmt {
+		if s.stmts.stmt(name) == r.failed {
 			s.stmts.setStmt(name, r.prev)
 		}
 	}
+}
+
+// stmtRevert is a Parse that did not take effect on the target: name
+// holds prev there, not failed.
+type stmtRevert struct {
+	name         string
+	failed, prev *stmtInfo
 }

@@ -29,12 +29,12 @@ func (e pev) String() string {
 	return fmt.Sprintf("{%v %q code=%q exec=%t allow=%t}", e.kind, e.text, e.code, e.executed, e.allowed)
 }
 
-type probeReader struct {
+type pipelineReader struct {
 	rc       *rawClient
 	loggedIn bool
 }
 
-func (p *probeReader) readUntil(t *testing.T, what string, n int) []string {
+func (p *pipelineReader) readUntil(t *testing.T, what string, n int) []string {
 	t.Helper()
 	var seen []string
 	p.rc.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -92,10 +92,10 @@ var canaryWant = []pev{
 	{KindExecute, "SELECT 'canary_ext'", "", true, true},
 }
 
-func runProbe(t *testing.T, g *gateway, plain bool, steps []step, want []pev) {
+func runPipeline(t *testing.T, g *gateway, plain bool, steps []step, want []pev) {
 	t.Helper()
 	before := len(g.rec.statements())
-	p := &probeReader{rc: dialRaw(t, g, plain, encode(t, steps[0].msgs...))}
+	p := &pipelineReader{rc: dialRaw(t, g, plain, encode(t, steps[0].msgs...))}
 	var trace []string
 	for i, s := range steps {
 		if i > 0 {
@@ -229,6 +229,22 @@ func testPipelineErrorEvents(t *testing.T, plain bool) {
 			{msgs{&P{Name: "dup", Query: "SELECT 'dup-b'"}, &S{}}, "ready", 1},
 			{msgs{&B{PreparedStatement: "dup"}, &E{}, &S{}}, "ready", 1}},
 			[]pev{{X, "SELECT 'dup-a'", "", true, true}}},
+		{"error-at-bind", one(&P{Query: "SELECT 1/0 AS b1"}, &B{}, &D{ObjectType: 'P'}, &E{}, &S{}),
+			[]pev{{X, "SELECT 1/0 AS b1", "22012", false, true}}},
+		{"second-portal-fails-to-bind", one(&P{Name: "s1", Query: "SELECT id AS b2 FROM items WHERE id = 1"}, &P{Name: "s2", Query: "SELECT id AS b3 FROM items WHERE id = $1::int"},
+			&B{DestinationPortal: "p1", PreparedStatement: "s1"}, &B{DestinationPortal: "p2", PreparedStatement: "s2", Parameters: [][]byte{[]byte("notanint")}},
+			&E{Portal: "p1"}, &E{Portal: "p2"}, &S{}),
+			[]pev{{X, "SELECT id AS b2 FROM items WHERE id = 1", "", false, true}, {X, "SELECT id AS b3 FROM items WHERE id = $1::int", "22P02", false, true}}},
+		// The Execute runs the second binding, which the target skipped
+		// after the first failed: not the failed Bind's statement.
+		{"portal-bound-again-after-failed-bind", one(&P{Name: "s4", Query: "SELECT $1::int AS b4"},
+			&B{PreparedStatement: "s4", Parameters: [][]byte{[]byte("x")}}, &B{PreparedStatement: "s4", Parameters: [][]byte{[]byte("4")}}, &E{}, &S{}),
+			[]pev{{X, "SELECT $1::int AS b4", "", false, true}}},
+		{"another-parse-fails", one(&P{Name: "a5", Query: "SELECT 5 AS b5"}, &P{Name: "b5", Query: "SELEC oops b5"}, &B{PreparedStatement: "a5"}, &E{}, &S{}),
+			[]pev{{X, "SELECT 5 AS b5", "", false, true}}},
+		{"refused-parse-after-failed-bind", one(&P{Name: "c6", Query: "SELECT $1::int AS b6"}, &B{DestinationPortal: "p6", PreparedStatement: "c6", Parameters: [][]byte{[]byte("x")}},
+			&P{Name: "d6", Query: del}, &E{Portal: "p6"}, &S{}),
+			[]pev{{Pk, del, "", false, false}, {X, "SELECT $1::int AS b6", "22P02", false, true}}},
 		// An unnamed Parse the target discards after an earlier error leaves
 		// the previous unnamed statement in place, and Bind runs that one.
 		{"discarded-unnamed-parse", []step{
@@ -247,7 +263,7 @@ func testPipelineErrorEvents(t *testing.T, plain bool) {
 			[]pev{{X, "COPY scratch FROM STDIN", "22P02", true, true}}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { runProbe(t, g, plain, tt.steps, tt.want) })
+		t.Run(tt.name, func(t *testing.T) { runPipeline(t, g, plain, tt.steps, tt.want) })
 	}
 }
 
@@ -260,7 +276,7 @@ func TestNoStrayBindCompleteAfterCopy(t *testing.T) {
 	forTransports(t, func(t *testing.T, plain bool) {
 		g := startGateway(t, gatewayOptions{plainClients: plain})
 		before := len(g.rec.statements())
-		p := &probeReader{rc: dialRaw(t, g, plain, encode(t, &P{Query: "COPY scratch FROM STDIN"}, &B{}, &E{}, &S{}))}
+		p := &pipelineReader{rc: dialRaw(t, g, plain, encode(t, &P{Query: "COPY scratch FROM STDIN"}, &B{}, &E{}, &S{}))}
 		p.readUntil(t, "copyin", 1)
 		p.rc.conn.Write(encode(t, &pgproto3.CopyDone{}, &S{}))
 		p.readUntil(t, "ready", 1)

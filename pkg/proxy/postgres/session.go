@@ -71,7 +71,7 @@ type session struct {
 	// and the client goroutine puts the gateway's record back (see
 	// applyReverts).
 	revertMu   sync.Mutex
-	reverts    []*entry
+	reverts    []stmtRevert
 	hasReverts atomic.Bool
 
 	// modeMu guards the switch between loop mode and goroutine mode, and
