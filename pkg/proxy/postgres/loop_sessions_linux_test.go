@@ -281,13 +281,7 @@ func TestLoopShutdownRightAfterLoopEntry(t *testing.T) {
 		g := startGateway(t, gatewayOptions{plainClients: true})
 		rc := dialRaw(t, g, true, nil)
 		waitReadyAfterLogin(t, rc)
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		returned := make(chan struct{})
-		go func() {
-			g.srv.Shutdown(ctx)
-			close(returned)
-		}()
+		returned := shutdownNow(g)
 		var fatal string
 		for {
 			msg, err := rc.fe.Receive()
@@ -471,13 +465,7 @@ func TestLoopShutdownEndsAHeldSession(t *testing.T) {
 		g := startGateway(t, gatewayOptions{plainClients: plain, checker: c})
 		t.Cleanup(func() { close(c.release) })
 		heldQuery(t, g, plain, c)
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		returned := make(chan struct{})
-		go func() {
-			g.srv.Shutdown(ctx)
-			close(returned)
-		}()
+		returned := shutdownNow(g)
 		select {
 		case <-returned:
 		case <-time.After(10 * time.Second): // a bound on a hang; Shutdown takes milliseconds
@@ -577,4 +565,17 @@ func TestLoopShutdownDuringBusyLoop(t *testing.T) {
 	}
 	t.Logf("session ends: %v", reasons)
 	waitForBaseline(t, fds, goroutines)
+}
+
+// shutdownNow starts a Shutdown that waits for no session (its context is
+// already done) and returns a channel closed when Shutdown returns.
+func shutdownNow(g *gateway) <-chan struct{} {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	returned := make(chan struct{})
+	go func() {
+		g.srv.Shutdown(ctx)
+		close(returned)
+	}()
+	return returned
 }
