@@ -40,8 +40,11 @@ type Options struct {
 // New returns a client for the gateway.
 func New(opts Options) (*Client, error) {
 	u, err := url.Parse(opts.Gateway)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, fmt.Errorf("gateway URL %q is not an https:// URL; set --gateway or GATECTL_GATEWAY", opts.Gateway)
+	// Only https: every call but a few carries the caller's token, which
+	// must never cross the network in the clear. The gateway serves its
+	// API over TLS only, --dev included.
+	if err != nil || u.Host == "" || u.Scheme != "https" {
+		return nil, fmt.Errorf("gateway URL %q is not an https:// URL (the gateway's API is TLS only, so your token is never sent in the clear); set --gateway or GATECTL_GATEWAY", redactURL(opts.Gateway))
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if opts.CAFile != "" {
@@ -59,6 +62,14 @@ func New(opts Options) (*Client, error) {
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	return &Client{base: u, http: &http.Client{Transport: tr, Timeout: 60 * time.Second}, token: opts.Token}, nil
+}
+
+// redactURL hides a password in a URL that is about to be printed.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return s
 }
 
 // Error is an error answer from the gateway.
