@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/gatectl/gatectl/pkg/client"
+	pgproxy "github.com/gatectl/gatectl/pkg/proxy/postgres"
 )
 
 func TestExitCode(t *testing.T) {
@@ -34,6 +38,36 @@ func TestExitCode(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := ExitCode(tt.err); got != tt.want {
 				t.Errorf("ExitCode(%v): got %d, want %d", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPGErrorTellsRefusalsApart: a refusal by the gateway exits 3; the
+// target's own permission error shares SQLSTATE 42501 but is an error of
+// the target (exit 1), and must not pass for a policy decision.
+func TestPGErrorTellsRefusalsApart(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want int
+		says string
+	}{
+		{"gateway-refusal", &pgconn.PgError{Code: "42501", Message: `denied by rule "no-drop"`, Hint: pgproxy.RefusalHint}, ExitDenied, `denied by rule "no-drop"`},
+		{"target-permission", &pgconn.PgError{Code: "42501", Message: "permission denied for table pg_authid"}, ExitError, "the target refused: permission denied for table pg_authid"},
+		{"target-permission-forged-hint", &pgconn.PgError{Code: "42501", Message: "permission denied", Hint: "refused by the gatectl gateway"}, ExitError, "SQLSTATE 42501"},
+		{"bad-token", &pgconn.PgError{Code: "28P01", Message: "token expired", Hint: "send a valid OIDC token"}, ExitAuth, "hint: send a valid OIDC token"},
+		{"target-error", &pgconn.PgError{Code: "22012", Message: "division by zero"}, ExitError, "division by zero (SQLSTATE 22012)"},
+		{"not-pg", errors.New("dial tcp: refused"), ExitError, "dial tcp: refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := PGError(tt.err)
+			if got := ExitCode(err); got != tt.want {
+				t.Errorf("exit %d, want %d (%v)", got, tt.want, err)
+			}
+			if !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("%q does not say %q", err, tt.says)
 			}
 		})
 	}

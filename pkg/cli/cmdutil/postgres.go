@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 
 	"github.com/gatectl/gatectl/pkg/client"
 	pgproxy "github.com/gatectl/gatectl/pkg/proxy/postgres"
@@ -39,6 +41,9 @@ func (f *Factory) GatewayPostgres(ctx context.Context) (*GatewayPG, error) {
 	return &GatewayPG{Addr: addr, Token: tok, CA: f.Getenv("GATECTL_CA")}, nil
 }
 
+// cancelWait bounds how long a cancelled statement may take to end.
+const cancelWait = 5 * time.Second
+
 // Config is a pgconn config for target through the gateway, over TLS
 // verified against the system roots and GATECTL_CA.
 func (g *GatewayPG) Config(target, application, reason string) (*pgconn.Config, error) {
@@ -57,18 +62,28 @@ func (g *GatewayPG) Config(target, application, reason string) (*pgconn.Config, 
 		return nil, err
 	}
 	cfg.Database, cfg.User, cfg.Password = target, user, g.Token
-	cfg.RuntimeParams = map[string]string{"application_name": application}
+	// UTF8 whatever the target's default: results are printed and JSON
+	// encoded as UTF-8, and statement text is sent as it.
+	cfg.RuntimeParams = map[string]string{"application_name": application, "client_encoding": "UTF8"}
 	if reason != "" {
 		cfg.RuntimeParams[pgproxy.ReasonParam] = reason
 	}
 	cfg.Fallbacks = nil
+	// A cancelled context (Ctrl-C) cancels the running statement on the
+	// target, through the gateway, and waits for the target to say so; the
+	// connection is cut only if that takes longer than cancelWait.
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: cancelWait}
+	}
 	cfg.TLSConfig, err = client.TLSConfig(g.CA, host)
 	return cfg, err
 }
 
 // PGError maps an error from a PostgreSQL session through the gateway to a
-// typed error with the right exit code: the gateway's refusals are 42501,
-// its authentication failures 28P01/28000.
+// typed error with the right exit code: the gateway's refusals are 42501
+// with pgproxy.RefusalHint (exit 3), its authentication failures
+// 28P01/28000 (exit 4). The target's own errors, its 42501 permission
+// errors included, are errors (exit 1) with their SQLSTATE.
 func PGError(err error) error {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
@@ -78,14 +93,22 @@ func PGError(err error) error {
 	if pe.Detail != "" {
 		msg += "\n" + pe.Detail
 	}
+	switch {
+	case pe.Code == "42501" && pe.Hint == pgproxy.RefusalHint:
+		return &DeniedError{Msg: msg}
+	case pe.Code == "28P01" || pe.Code == "28000":
+		if pe.Hint != "" {
+			msg += "\nhint: " + pe.Hint
+		}
+		return &AuthError{Msg: msg}
+	case pe.Code == "42501":
+		msg = "the target refused: " + msg
+		if pe.Hint == "" {
+			pe.Hint = "the gateway allowed this, but the role it uses on the target lacks the privilege; ask the target's owner"
+		}
+	}
 	if pe.Hint != "" {
 		msg += "\nhint: " + pe.Hint
-	}
-	switch pe.Code {
-	case "42501":
-		return &DeniedError{Msg: msg}
-	case "28P01", "28000":
-		return &AuthError{Msg: msg}
 	}
 	return fmt.Errorf("%s (SQLSTATE %s)", msg, pe.Code)
 }

@@ -190,6 +190,13 @@ type AuthError struct{ Msg string }
 
 func (e *AuthError) Error() string { return e.Msg }
 
+// RefusalHint is the HINT of every refusal by the gateway (SQLSTATE 42501):
+// a statement its checker refused, a missing or inactive grant, a setting
+// that would defeat the checks. The target's own permission errors share
+// the SQLSTATE but not the hint, so a client such as `gatectl exec` can tell
+// a refusal by policy from a refusal by the target.
+const RefusalHint = "refused by the gatectl gateway, not by the target; gatectl policy explain shows the grant and rules that apply"
+
 // AccessError is an authorization failure (no grant for the target, inactive
 // grant). It is sent to the client as FATAL SQLSTATE 42501 with Msg.
 type AccessError struct{ Msg string }

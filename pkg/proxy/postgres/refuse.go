@@ -10,7 +10,8 @@ import (
 const defaultRefusal = "statement refused by the gateway's policy"
 
 // refusalSQL returns a statement that makes the target itself raise the
-// refusal (SQLSTATE 42501 with message), so the target's transaction state
+// refusal (SQLSTATE 42501 with message and RefusalHint), so the target's
+// transaction state
 // follows the client's: a refused statement inside a transaction aborts it,
 // exactly like a statement the target rejected. Both the DO body and the
 // message are dollar-quoted with tags that cannot occur in the message, so
@@ -27,7 +28,7 @@ func refusalSQL(message string) string {
 		outer, inner = "$g"+n+"$", "$m"+n+"$"
 	}
 	return "DO " + outer + "BEGIN RAISE EXCEPTION USING ERRCODE = '" + codeInsufficientPriv +
-		"', MESSAGE = " + inner + message + inner + "; END " + outer
+		"', MESSAGE = " + inner + message + inner + ", HINT = " + inner + RefusalHint + inner + "; END " + outer
 }
 
 // beginMsg starts a message of type typ on dst; finishMsg fills its length.

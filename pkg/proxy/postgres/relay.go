@@ -133,11 +133,11 @@ func (ss *session) clientLoop(err error) {
 		ss.end(reasonProtocolError, fatal(codeProtocolViolation, pe.msg))
 	case errors.As(err, &re):
 		ss.log.Info("session closed by a refusal", "why", re.msg)
-		code := re.code
-		if code == "" {
-			code = codeInsufficientPriv
+		if re.code == "" || re.code == codeInsufficientPriv {
+			ss.end(reasonRefused, refusal(re.msg))
+		} else {
+			ss.end(reasonRefused, fatal(re.code, re.msg))
 		}
-		ss.end(reasonRefused, fatal(code, re.msg))
 	case errors.As(err, &we):
 		ss.end(reasonTargetLost, ss.targetLost())
 	default:
@@ -164,7 +164,7 @@ func (ss *session) targetLoop(err error) {
 		ss.end(reasonClientGone, nil)
 	case errors.As(err, &ue):
 		ss.log.Warn("target setting would defeat statement checks; session closed", "why", ue.msg)
-		ss.end(reasonRefused, fatal(codeInsufficientPriv, ue.msg))
+		ss.end(reasonRefused, refusal(ue.msg))
 	case ss.terminating.Load():
 		// The target closed because the client said goodbye.
 		ss.end(reasonTerminate, nil)

@@ -226,7 +226,7 @@ func authFailure(err error, log *slog.Logger) *clientError {
 		return &clientError{Code: codeInvalidPassword, Msg: ae.Msg,
 			Hint: "send a valid OIDC token as the password (gatectl token)"}
 	case errors.As(err, &xe):
-		return fatal(codeInsufficientPriv, xe.Msg)
+		return refusal(xe.Msg)
 	}
 	log.Warn("authentication failed", "err", err)
 	return fatal(codeInvalidAuthorization, "gateway could not authenticate the client: "+err.Error())

@@ -2,11 +2,13 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestRefusalSQLRaisesMessageVerbatim(t *testing.T) {
@@ -29,6 +31,10 @@ func TestRefusalSQLRaisesMessageVerbatim(t *testing.T) {
 			}
 			if got := err.Error(); !strings.HasPrefix(got, "ERROR: "+tt.want+" (SQLSTATE") {
 				t.Errorf("got %q, want message %q", got, tt.want)
+			}
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Hint != RefusalHint {
+				t.Errorf("hint %q, want RefusalHint: clients tell a refusal by the gateway from the target's own 42501 by it", pe.Hint)
 			}
 		})
 	}

@@ -136,7 +136,7 @@ func upstreamConfig(u Upstream, client map[string]string) (*pgconn.Config, error
 	for k, v := range client {
 		if forwardedParams[strings.ToLower(k)] {
 			if why := unsafeParam(k, v); why != "" {
-				return nil, &clientError{Code: codeInsufficientPriv, Msg: why}
+				return nil, refusal(why)
 			}
 			cfg.RuntimeParams[k] = v
 		}

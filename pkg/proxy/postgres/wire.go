@@ -34,6 +34,13 @@ func (e *clientError) Error() string { return e.Msg }
 // fatal builds a clientError.
 func fatal(code, msg string) *clientError { return &clientError{Code: code, Msg: msg} }
 
+// refusal builds the clientError of a refusal by the gateway: SQLSTATE
+// 42501 with RefusalHint, which tells it apart from the target's own
+// permission errors.
+func refusal(msg string) *clientError {
+	return &clientError{Code: codeInsufficientPriv, Msg: msg, Hint: RefusalHint}
+}
+
 // appendMessage encodes msg onto dst.
 func appendMessage(dst []byte, msg pgproto3.BackendMessage) []byte {
 	out, err := msg.Encode(dst)
