@@ -66,6 +66,9 @@ type Statement struct {
 	// CopyToStdout is set for COPY … TO STDOUT: the rows go to the client
 	// as COPY data, which masking must cover.
 	CopyToStdout bool
+	// CopyFromStdin is set for COPY … FROM STDIN: the client sends the
+	// rows as COPY data after the statement.
+	CopyFromStdin bool
 	// Prepared is the prepared-statement name of a PREPARE or an EXECUTE.
 	// An EXECUTE is LevelAdmin here because its statement is not visible in
 	// its text; a caller that tracks PREPARE can resolve it by this name.

@@ -21,6 +21,7 @@ func flags(st Statement) string {
 		{st.DoBlock, "do"},
 		{st.Call, "call"},
 		{st.CopyToStdout, "copy-out"},
+		{st.CopyFromStdin, "copy-in"},
 	} {
 		if b.on {
 			f = append(f, b.name)
@@ -106,7 +107,8 @@ func TestClassify(t *testing.T) {
 		{"delete", "DELETE FROM t WHERE id = 1", LevelWrite, "DELETE", "where"},
 		{"delete-no-where", "DELETE FROM t", LevelWrite, "DELETE", ""},
 		{"merge", "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE", LevelWrite, "MERGE", ""},
-		{"copy-from-stdin", "COPY t FROM STDIN", LevelWrite, "COPY", ""},
+		{"copy-from-stdin", "COPY t FROM STDIN", LevelWrite, "COPY", "copy-in"},
+		{"copy-from-stdin-csv", "COPY t (a, b) FROM STDIN WITH (FORMAT csv, HEADER)", LevelWrite, "COPY", "copy-in"},
 		{"copy-delete-returning", "COPY (DELETE FROM t RETURNING *) TO STDOUT", LevelWrite, "COPY", "copy-out"},
 		{"notify", "NOTIFY jobs, 'go'", LevelWrite, "NOTIFY", ""},
 		{"select-for-update", "SELECT * FROM t WHERE id = 1 FOR UPDATE", LevelWrite, "SELECT", ""},

@@ -109,10 +109,12 @@ func (w *walker) visit(msg protoreflect.ProtoMessage, sc scope) scope {
 	case *pg_query.CallStmt:
 		st.Call, st.Opaque = true, true
 	case *pg_query.CopyStmt:
+		stdio := x.GetFilename() == "" && !x.GetIsProgram()
 		if x.GetIsFrom() {
 			w.markWritten(x.GetRelation())
-		} else if x.GetFilename() == "" && !x.GetIsProgram() {
-			st.CopyToStdout = true
+			st.CopyFromStdin = stdio
+		} else {
+			st.CopyToStdout = stdio
 		}
 	case *pg_query.FuncCall:
 		// Functions raise the level even under a plain EXPLAIN: listing

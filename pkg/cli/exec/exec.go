@@ -3,6 +3,7 @@ package exec
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatectl/gatectl/pkg/cli/cmdutil"
+	"github.com/gatectl/gatectl/pkg/sqlclass"
 )
 
 // Options are the flags and arguments of `gatectl exec`.
@@ -30,12 +32,35 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 		Short: "Run statements on a target through the gateway",
 		Long: `Run one request on a target through the gateway, as you: the gateway checks
 your grant and its rules, injects the target's credential, and audits it.
-Results go to stdout as a table on a terminal, TSV otherwise, or --output
-json|csv. A refusal by policy exits 3 and names the grant or rule.`,
+A refusal by policy exits 3 and names the grant or rule; an error of the
+target exits 1 with its SQLSTATE.
+
+Results stream to stdout as they arrive, in the --output format:
+  table  aligned columns (the default on a terminal)
+  tsv    tab-separated, in PostgreSQL's COPY text form: \t, \n, \r and \\
+         escaped, NULL as \N (the default otherwise)
+  csv    RFC 4180, with a header line; NULL is an empty field
+  json   an array with one object per statement: its columns, its rows as
+         objects keyed by column (a repeated name gets a _2, _3… suffix),
+         and its command tag; numbers, booleans and json columns are JSON
+         values, everything else a string
+Command tags and row counts go to stderr.
+
+The statements of -c or -f go to the target as one request, which
+PostgreSQL runs as one transaction unless the request has its own BEGIN and
+COMMIT: when a statement fails, the changes of those before it are rolled
+back too. A request is refused whole if any of its statements is refused.
+
+COPY … TO STDOUT writes its data to stdout; COPY … FROM STDIN reads it from
+stdin. Either must be the only statement of the request.
+
+Ctrl-C cancels the running statement on the target.`,
 		Example: `  $ gatectl exec orders -c "SELECT id, status FROM orders LIMIT 5"
   $ gatectl exec orders -f report.sql --output csv > report.csv
   $ gatectl exec orders --reason "INC-42: refund" -c "SELECT * FROM orders WHERE id = 7"
-  $ gatectl exec orders -c "SELECT count(*) FROM customers" --output json`,
+  $ gatectl exec orders -c "SELECT count(*) FROM customers" --output json
+  $ gatectl exec orders -c "COPY orders TO STDOUT WITH (FORMAT csv)" > orders.csv
+  $ gatectl exec orders -c "COPY staging FROM STDIN WITH (FORMAT csv)" < rows.csv`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return cmdutil.Usagef("exec takes one target, e.g. gatectl exec orders -c \"SELECT 1\"")
@@ -56,6 +81,41 @@ json|csv. A refusal by policy exits 3 and names the grant or rule.`,
 	return cmd
 }
 
+// copyKind is what a request's COPY needs from the client, if anything.
+type copyKind int
+
+const (
+	copyNone copyKind = iota
+	copyOut           // COPY … TO STDOUT
+	copyIn            // COPY … FROM STDIN
+)
+
+// requestCopy finds a COPY from or to the client in sql. The gateway
+// classifies the request again and decides; this only picks how to carry
+// the COPY data, so a request this cannot parse is sent as it is and the
+// gateway's answer is reported.
+func requestCopy(sql string) (copyKind, error) {
+	res, err := sqlclass.Classify(sql)
+	if err != nil {
+		return copyNone, nil
+	}
+	kind := copyNone
+	for _, st := range res.Statements {
+		switch {
+		case st.CopyToStdout:
+			kind = copyOut
+		case st.CopyFromStdin:
+			kind = copyIn
+		default:
+			continue
+		}
+		if len(res.Statements) > 1 {
+			return copyNone, cmdutil.Usagef("COPY … TO STDOUT and COPY … FROM STDIN must be the only statement of the request; run the COPY with its own gatectl exec")
+		}
+	}
+	return kind, nil
+}
+
 func run(ctx context.Context, opts *Options) error {
 	f := opts.F
 	sql := opts.Command
@@ -71,6 +131,13 @@ func run(ctx context.Context, opts *Options) error {
 			return cmdutil.Usagef("read -f: %v", err)
 		}
 		sql = string(b)
+	}
+	kind, err := requestCopy(sql)
+	if err != nil {
+		return err
+	}
+	if kind == copyIn && opts.File == "-" {
+		return cmdutil.Usagef("COPY … FROM STDIN reads its data from stdin, so the statement cannot come from it too; give it with -c or -f FILE")
 	}
 	format, err := f.Format()
 	if err != nil {
@@ -89,81 +156,77 @@ func run(ctx context.Context, opts *Options) error {
 		return cmdutil.PGError(err)
 	}
 	defer conn.Close(context.Background())
-	results, err := conn.Exec(ctx, sql).ReadAll()
-	// Print what completed before an error: a refused second statement must
-	// not hide the first one's result.
-	if perr := printResults(f, format, results); perr != nil && err == nil {
-		err = perr
+
+	switch kind {
+	case copyOut:
+		tag, err := conn.CopyTo(ctx, f.IO.Out, sql)
+		return copyDone(f, tag, err)
+	case copyIn:
+		tag, err := conn.CopyFrom(ctx, f.IO.In, sql)
+		return copyDone(f, tag, err)
 	}
-	for _, r := range results {
-		if r.Err != nil && err == nil {
-			err = r.Err
-		}
-	}
+	return stream(ctx, f, conn, sql, format)
+}
+
+func copyDone(f *cmdutil.Factory, tag pgconn.CommandTag, err error) error {
 	if err != nil {
 		return cmdutil.PGError(err)
 	}
+	fmt.Fprintln(f.IO.ErrOut, tag.String())
 	return nil
 }
 
-func printResults(f *cmdutil.Factory, format cmdutil.Format, results []*pgconn.Result) error {
-	if format == cmdutil.FormatJSON {
-		type out struct {
-			Command string           `json:"command"`
-			Columns []string         `json:"columns,omitempty"`
-			Rows    []map[string]any `json:"rows,omitempty"`
+// stream runs sql as one simple-protocol request and writes each result as
+// it arrives: rows are never all held in memory (but a table's first rows
+// are, to size its columns).
+func stream(ctx context.Context, f *cmdutil.Factory, conn *pgconn.PgConn, sql string, format cmdutil.Format) error {
+	out := newResultWriter(f.IO.Out, format)
+	mrr := conn.Exec(ctx, sql)
+	done := 0 // statements that completed
+	var err error
+	for mrr.NextResult() {
+		rr := mrr.ResultReader()
+		fields := rr.FieldDescriptions()
+		if fields != nil {
+			err = out.begin(fields)
 		}
-		all := []out{}
-		for _, r := range results {
-			if r.Err != nil {
-				continue
-			}
-			o := out{Command: r.CommandTag.String()}
-			for _, fd := range r.FieldDescriptions {
-				o.Columns = append(o.Columns, fd.Name)
-			}
-			for _, row := range r.Rows {
-				m := make(map[string]any, len(row))
-				for i, v := range row {
-					if v == nil {
-						m[o.Columns[i]] = nil
-					} else {
-						m[o.Columns[i]] = string(v)
-					}
-				}
-				o.Rows = append(o.Rows, m)
-			}
-			all = append(all, o)
+		var rows int64
+		for err == nil && rr.NextRow() {
+			err = out.row(rr.Values())
+			rows++
 		}
-		return cmdutil.WriteJSON(f.IO.Out, all)
-	}
-	for _, r := range results {
-		if r.Err != nil {
-			continue
+		tag, rerr := rr.Close()
+		if err == nil && rerr == nil {
+			err = out.end(tag, fields != nil)
 		}
-		if len(r.FieldDescriptions) == 0 {
-			fmt.Fprintln(f.IO.ErrOut, r.CommandTag.String())
-			continue
+		if err == nil {
+			err = rerr
 		}
-		t := cmdutil.Table{}
-		for _, fd := range r.FieldDescriptions {
-			t.Header = append(t.Header, fd.Name)
+		if err != nil {
+			break
 		}
-		for _, row := range r.Rows {
-			cells := make([]string, len(row))
-			for i, v := range row {
-				cells[i] = string(v)
-			}
-			t.Rows = append(t.Rows, cells)
-		}
-		if err := t.Write(f.IO.Out, format); err != nil {
-			return err
-		}
-		if n := len(r.Rows); n == 1 {
+		done++
+		switch {
+		case fields == nil:
+			fmt.Fprintln(f.IO.ErrOut, tag.String())
+		case rows == 1:
 			fmt.Fprintln(f.IO.ErrOut, "(1 row)")
-		} else {
-			fmt.Fprintf(f.IO.ErrOut, "(%d rows)\n", n)
+		default:
+			fmt.Fprintf(f.IO.ErrOut, "(%d rows)\n", rows)
 		}
 	}
-	return nil
+	if cerr := mrr.Close(); err == nil {
+		err = cerr
+	}
+	if ferr := out.close(); err == nil {
+		err = ferr
+	}
+	if err == nil {
+		return nil
+	}
+	var pe *pgconn.PgError
+	if done > 0 && errors.As(err, &pe) {
+		fmt.Fprintf(f.IO.ErrOut, "note: statement %d of the request failed; PostgreSQL ran the request as one transaction, so the changes of the %d before it were rolled back too, except what the request committed itself\n", done+1, done)
+	}
+	return cmdutil.PGError(err)
 }
