@@ -5,16 +5,21 @@ package connect
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -41,9 +46,15 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 		Use:   "connect <target> [--port N] [--reason TEXT] [-- CLIENT ARGS...]",
 		Short: "Open a local listener for a native client to reach a target",
 		Long: `Listen on 127.0.0.1 for a native client (psql, pgbench, an IDE) and carry its
-connections to the target through the gateway with your token: the local
-listener takes no password. With -- CLIENT ARGS, run the client with PGHOST,
-PGPORT and PGDATABASE set, and stop when it exits (with its exit code).`,
+connections to the target through the gateway with your token: you give the
+local listener no password. Anyone who can reach the port on this machine
+reaches the target as you while it listens.
+
+With -- CLIENT ARGS, run the client with PGHOST, PGPORT, PGDATABASE and a
+one-time PGPASSWORD set, and stop when it exits, with its exit code. The
+listener then takes only that password, so other users of the machine cannot
+borrow your access. Ctrl-C goes to the client (psql cancels its statement),
+not to gatectl; SIGTERM and SIGHUP sent to gatectl are passed on to it.`,
 		Example: `  $ gatectl connect orders -- psql
   $ gatectl connect orders --port 5433
   $ psql -h 127.0.0.1 -p 5433 orders`,
@@ -86,6 +97,15 @@ func run(ctx context.Context, opts *Options) error {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	p := &localProxy{f: f, gateway: gpg.Addr, tls: tlsCfg, target: opts.Target, reason: opts.Reason}
+	if len(opts.Client) > 0 {
+		if p.password, err = oneTimePassword(); err != nil {
+			ln.Close()
+			return err
+		}
+		// The client, not gatectl, decides what an interrupt means: the
+		// listener serves it until it exits.
+		ctx = context.WithoutCancel(ctx)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -105,17 +125,54 @@ func run(ctx context.Context, opts *Options) error {
 		<-ctx.Done()
 		return nil
 	}
-	cmd := exec.CommandContext(ctx, opts.Client[0], opts.Client[1:]...)
+	cmd := exec.Command(opts.Client[0], opts.Client[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = f.IO.In, f.IO.Out, f.IO.ErrOut
-	cmd.Env = append(clientEnv(os.Environ()), "PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(port), "PGDATABASE="+opts.Target, "PGSSLMODE=disable")
-	if err := cmd.Run(); err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
+	cmd.Env = append(clientEnv(os.Environ()), "PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(port), "PGDATABASE="+opts.Target,
+		"PGSSLMODE=disable", "PGPASSWORD="+p.password)
+	return runClient(cmd)
+}
+
+// runClient runs the client to its end and returns its exit status. A
+// terminal sends Ctrl-C (SIGINT) and SIGQUIT to the client too, which acts
+// on them itself, so gatectl ignores them meanwhile; SIGTERM and SIGHUP,
+// which a supervisor sends to gatectl alone, are passed on.
+func runClient(cmd *exec.Cmd) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("run %s: %w", cmd.Args[0], err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGTERM || sig == syscall.SIGHUP {
+				cmd.Process.Signal(sig)
+			}
+		case err := <-waited:
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				return err
+			}
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				// As a shell reports a child killed by a signal.
+				return &cmdutil.SilentError{Code: 128 + int(ws.Signal())}
+			}
 			return &cmdutil.SilentError{Code: ee.ExitCode()}
 		}
-		return fmt.Errorf("run %s: %w", opts.Client[0], err)
 	}
-	return nil
+}
+
+// oneTimePassword returns a random password for the client that connect
+// runs.
+func oneTimePassword() (string, error) {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("make a one-time password for the client: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 // clientEnv drops the libpq variables that would send the client somewhere
@@ -141,6 +198,9 @@ type localProxy struct {
 	tls     *tls.Config
 	target  string
 	reason  string
+	// password, when set, is what a local client must send before
+	// anything goes to the gateway.
+	password string
 }
 
 func (p *localProxy) serve(ctx context.Context, ln net.Listener) {
@@ -155,7 +215,8 @@ func (p *localProxy) serve(ctx context.Context, ln net.Listener) {
 		go func() {
 			defer wg.Done()
 			defer c.Close()
-			if err := p.handle(ctx, c); err != nil {
+			// Errors after the listener stopped are those of its stopping.
+			if err := p.handle(ctx, c); err != nil && ctx.Err() == nil {
 				fmt.Fprintf(p.f.IO.ErrOut, "gatectl connect: %v\n", err)
 			}
 		}()
@@ -182,6 +243,11 @@ func (p *localProxy) handle(ctx context.Context, local net.Conn) error {
 			return p.forwardCancel(ctx, m)
 		case *pgproto3.StartupMessage:
 			startup = m
+		}
+	}
+	if p.password != "" {
+		if err := p.checkPassword(be); err != nil {
+			return err
 		}
 	}
 	tok, err := p.f.Token()
@@ -231,6 +297,27 @@ func (p *localProxy) handle(ctx context.Context, local net.Conn) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
+	}
+	return nil
+}
+
+// checkPassword asks the local client for the one-time password and
+// refuses a client that does not send it.
+func (p *localProxy) checkPassword(be *pgproto3.Backend) error {
+	be.Send(&pgproto3.AuthenticationCleartextPassword{})
+	if err := be.Flush(); err != nil {
+		return err
+	}
+	if err := be.SetAuthType(pgproto3.AuthTypeCleartextPassword); err != nil {
+		return err
+	}
+	msg, err := be.Receive()
+	if err != nil {
+		return nil // a client that went away rather than answer
+	}
+	pw, ok := msg.(*pgproto3.PasswordMessage)
+	if !ok || subtle.ConstantTimeCompare([]byte(pw.Password), []byte(p.password)) != 1 {
+		return p.fail(be, "28P01", "this listener serves only the client that gatectl connect started (it sets PGPASSWORD for it)")
 	}
 	return nil
 }
