@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -73,8 +74,12 @@ type entry struct {
 // swaps the whole slice out and works on its own copy without locking, so
 // the steady state allocates nothing.
 type pendingQueue struct {
-	mu sync.Mutex
-	in []entry
+	mu     sync.Mutex
+	in     []entry
+	pushed int64 // entries ever pushed
+
+	// popped counts the entries the consumer removed, for outstanding.
+	popped atomic.Int64
 
 	// Owned by the consumer.
 	local []entry
@@ -84,7 +89,18 @@ type pendingQueue struct {
 func (q *pendingQueue) push(e entry) {
 	q.mu.Lock()
 	q.in = append(q.in, e)
+	q.pushed++
 	q.mu.Unlock()
+}
+
+// outstanding reports whether a request sent to the target is not fully
+// answered yet. Either side may call it; the answer may be stale by the
+// time it returns.
+func (q *pendingQueue) outstanding() bool {
+	q.mu.Lock()
+	pushed := q.pushed
+	q.mu.Unlock()
+	return pushed > q.popped.Load()
 }
 
 // head returns the oldest unfinished entry, or nil. Consumer only.
@@ -102,6 +118,7 @@ func (q *pendingQueue) head() *entry {
 func (q *pendingQueue) pop() {
 	q.local[q.next] = entry{}
 	q.next++
+	q.popped.Add(1)
 }
 
 func (q *pendingQueue) refill() {

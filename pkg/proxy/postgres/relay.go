@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -127,9 +128,11 @@ func (ss *session) clientLoop(err error) {
 		ss.end(reasonTerminate, nil)
 	case errors.As(err, &tooLarge):
 		ss.log.Warn("client message too large", "size", tooLarge.size, "limit", tooLarge.limit)
+		ss.cancelOutstanding()
 		ss.end(reasonTooLarge, fatal(codeProgramLimitExceeded, tooLarge.Error()))
 	case errors.As(err, &pe):
 		ss.log.Warn("client protocol error", "err", err)
+		ss.cancelOutstanding()
 		ss.end(reasonProtocolError, fatal(codeProtocolViolation, pe.msg))
 	case errors.As(err, &re):
 		ss.log.Info("session closed by a refusal", "why", re.msg)
@@ -141,8 +144,31 @@ func (ss *session) clientLoop(err error) {
 	case errors.As(err, &we):
 		ss.end(reasonTargetLost, ss.targetLost())
 	default:
+		ss.cancelOutstanding()
 		ss.end(reasonClientGone, nil)
 	}
+}
+
+// cancelTimeout bounds cancelOutstanding.
+const cancelTimeout = 5 * time.Second
+
+// cancelOutstanding cancels, on the target, a request the client sent and
+// will never read the answer of, because it went away or the session is
+// being closed on it. Closing the target connection alone would not stop
+// it: PostgreSQL notices a vanished client only when it next writes to it
+// (or with client_connection_check_interval), so a long statement would
+// run on, and commit, for nobody.
+func (ss *session) cancelOutstanding() {
+	if !ss.queue.outstanding() {
+		return
+	}
+	ctx, stop := context.WithTimeout(ss.ctx, cancelTimeout)
+	defer stop()
+	if err := ss.up.cancel(ctx); err != nil {
+		ss.log.Warn("cancel the unfinished request of a client that is gone", "err", err)
+		return
+	}
+	ss.log.Info("cancelled the unfinished request of a client that is gone")
 }
 
 // targetLoop forwards target messages to the client until the target

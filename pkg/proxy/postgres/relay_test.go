@@ -311,15 +311,20 @@ func testClientDisconnectMidQuery(t *testing.T, plain bool) {
 	if stats.Reason != reasonClientGone {
 		t.Errorf("got end reason %q, want %q", stats.Reason, reasonClientGone)
 	}
+	// The gateway cancels it: PostgreSQL alone would notice the closed
+	// connection only when it next writes to it, here in ten minutes.
 	waitFor(t, "the target to end the query", func() bool { return running(admin, mark) == 0 })
-	var unfinished int
+	var events []StatementEvent
 	for _, e := range g.rec.statements() {
-		if strings.Contains(e.Text, "pg_sleep") && !e.Executed {
-			unfinished++
+		if strings.Contains(e.Text, mark) {
+			events = append(events, e)
 		}
 	}
-	if unfinished != 1 {
-		t.Errorf("got %d unfinished pg_sleep events, want 1", unfinished)
+	// The session may end before or after the target's answer to the
+	// cancel: the event then says the statement did not complete, or that
+	// it was cancelled.
+	if len(events) != 1 || (events[0].Executed && events[0].ErrorCode != "57014") {
+		t.Errorf("got pg_sleep events %+v, want one, unfinished or cancelled (57014)", events)
 	}
 }
 
