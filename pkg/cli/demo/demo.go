@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os/signal"
 	"strings"
+	"syscall"
 	"text/template"
 
 	"github.com/spf13/cobra"
@@ -32,8 +34,8 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 		Long: `Start a throwaway PostgreSQL (initdb in a temporary directory) with a sample
 schema — customers with PII-looking columns, and orders — a policy repository
 from the template pointing at it, and a gateway in --dev mode in front. Then
-print commands to try in another terminal. Ctrl-C stops everything and
-removes what it created.
+print commands to try in another terminal. Ctrl-C (or SIGTERM, or closing
+the terminal) stops everything and removes what it created.
 
 Needs a PostgreSQL server installation (make demo installs it).`,
 		Example: `  $ gatectl demo
@@ -50,7 +52,10 @@ Needs a PostgreSQL server installation (make demo installs it).`,
 }
 
 func run(cmd *cobra.Command, opts *Options) error {
-	ctx := cmd.Context()
+	// A closed terminal (SIGHUP) stops the demo like Ctrl-C does: the
+	// throwaway PostgreSQL runs in its own process and must not outlive it.
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGHUP)
+	defer stop()
 	logger := slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	fmt.Fprintln(opts.IO.ErrOut, "starting a throwaway PostgreSQL and a --dev gateway…")
 	env, err := demo.Start(ctx, demo.Options{Dir: opts.Dir, ListenAPI: opts.ListenAPI, ListenPostgres: opts.ListenPostgres, Logger: logger})
