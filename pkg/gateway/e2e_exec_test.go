@@ -194,3 +194,16 @@ func TestExecInterruptCancelsTheStatement(t *testing.T) {
 		t.Errorf("exec returned after %v", d)
 	}
 }
+
+// TestExecReasonTooLong: a --reason that cannot fit in the startup packet
+// is a usage error naming the limit, not a broken pipe.
+func TestExecReasonTooLong(t *testing.T) {
+	code, _, errOut := gatectlAs(t, testCtx(t), etl, "", "exec", "orders", "-c", "SELECT 1", "--reason", strings.Repeat("why ", 2500))
+	if code != 2 || !strings.Contains(errOut, "--reason is 10000 bytes; at most 4096 fit") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+	code, _, errOut = gatectlAs(t, testCtx(t), etl, "", "connect", "orders", "--reason", strings.Repeat("why ", 2500), "--", "true")
+	if code != 2 || !strings.Contains(errOut, "at most 4096 fit") {
+		t.Errorf("connect: exit %d, stderr %q", code, errOut)
+	}
+}

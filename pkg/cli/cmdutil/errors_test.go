@@ -73,6 +73,16 @@ func TestPGErrorTellsRefusalsApart(t *testing.T) {
 	}
 }
 
+func TestCheckReason(t *testing.T) {
+	if err := CheckReason(strings.Repeat("r", MaxReason)); err != nil {
+		t.Errorf("a reason of MaxReason bytes: %v", err)
+	}
+	err := CheckReason(strings.Repeat("r", MaxReason+1))
+	if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), "at most 4096") {
+		t.Errorf("a reason over MaxReason: %v (exit %d), want a usage error naming the limit", err, ExitCode(err))
+	}
+}
+
 func TestTokenOrder(t *testing.T) {
 	dir := t.TempDir()
 	file := dir + "/tok"

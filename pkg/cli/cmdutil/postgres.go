@@ -41,6 +41,19 @@ func (f *Factory) GatewayPostgres(ctx context.Context) (*GatewayPG, error) {
 	return &GatewayPG{Addr: addr, Token: tok, CA: f.Getenv("GATECTL_CA")}, nil
 }
 
+// MaxReason is the longest --reason accepted: it travels in the
+// PostgreSQL startup packet, which PostgreSQL and the gateway cap at 10000
+// bytes with everything else in it.
+const MaxReason = 4096
+
+// CheckReason refuses a --reason that cannot be sent.
+func CheckReason(reason string) error {
+	if len(reason) > MaxReason {
+		return Usagef("--reason is %d bytes; at most %d fit (it travels in the PostgreSQL startup packet): give the ticket or a summary", len(reason), MaxReason)
+	}
+	return nil
+}
+
 // cancelWait bounds how long a cancelled statement may take to end.
 const cancelWait = 5 * time.Second
 

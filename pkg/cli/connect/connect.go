@@ -69,6 +69,9 @@ not to gatectl; SIGTERM and SIGHUP sent to gatectl are passed on to it.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Target = args[0]
+			if err := cmdutil.CheckReason(opts.Reason); err != nil {
+				return err
+			}
 			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
 				opts.Client = args[dash:]
 			}

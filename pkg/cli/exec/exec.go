@@ -72,6 +72,9 @@ Ctrl-C cancels the running statement on the target.`,
 			if (opts.Command == "") == (opts.File == "") {
 				return cmdutil.Usagef("give the statement with exactly one of -c STATEMENT or -f FILE")
 			}
+			if err := cmdutil.CheckReason(opts.Reason); err != nil {
+				return err
+			}
 			return run(cmd.Context(), opts)
 		},
 	}
