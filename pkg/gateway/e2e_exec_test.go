@@ -196,7 +196,8 @@ func TestExecInterruptCancelsTheStatement(t *testing.T) {
 }
 
 // TestExecReasonTooLong: a --reason that cannot fit in the startup packet
-// is a usage error naming the limit, not a broken pipe.
+// is a usage error naming the limit, not a broken pipe; so is a --port
+// that is no port.
 func TestExecReasonTooLong(t *testing.T) {
 	code, _, errOut := gatectlAs(t, testCtx(t), etl, "", "exec", "orders", "-c", "SELECT 1", "--reason", strings.Repeat("why ", 2500))
 	if code != 2 || !strings.Contains(errOut, "--reason is 10000 bytes; at most 4096 fit") {
@@ -205,5 +206,9 @@ func TestExecReasonTooLong(t *testing.T) {
 	code, _, errOut = gatectlAs(t, testCtx(t), etl, "", "connect", "orders", "--reason", strings.Repeat("why ", 2500), "--", "true")
 	if code != 2 || !strings.Contains(errOut, "at most 4096 fit") {
 		t.Errorf("connect: exit %d, stderr %q", code, errOut)
+	}
+	code, _, errOut = gatectlAs(t, testCtx(t), etl, "", "connect", "orders", "--port", "99999", "--", "true")
+	if code != 2 || !strings.Contains(errOut, "--port 99999 is not a TCP port") {
+		t.Errorf("connect --port 99999: exit %d, stderr %q", code, errOut)
 	}
 }

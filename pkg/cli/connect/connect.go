@@ -72,6 +72,9 @@ not to gatectl; SIGTERM and SIGHUP sent to gatectl are passed on to it.`,
 			if err := cmdutil.CheckReason(opts.Reason); err != nil {
 				return err
 			}
+			if opts.Port < 0 || opts.Port > 65535 {
+				return cmdutil.Usagef("--port %d is not a TCP port (1-65535, or 0 for any free one)", opts.Port)
+			}
 			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
 				opts.Client = args[dash:]
 			}
