@@ -212,3 +212,11 @@ func TestExecReasonTooLong(t *testing.T) {
 		t.Errorf("connect --port 99999: exit %d, stderr %q", code, errOut)
 	}
 }
+
+// TestExecShowsNotices: the target's notices and warnings reach stderr.
+func TestExecShowsNotices(t *testing.T) {
+	code, _, errOut := gatectlAs(t, testCtx(t), etl, "", "exec", "orders", "-c", "COMMIT")
+	if code != 0 || !strings.Contains(errOut, "WARNING:  there is no transaction in progress") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}

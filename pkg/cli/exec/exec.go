@@ -44,7 +44,7 @@ Results stream to stdout as they arrive, in the --output format:
          objects keyed by column (a repeated name gets a _2, _3… suffix),
          and its command tag; numbers, booleans and json columns are JSON
          values, everything else a string
-Command tags and row counts go to stderr.
+Command tags, row counts and the target's notices go to stderr.
 
 The statements of -c or -f go to the target as one request, which
 PostgreSQL runs as one transaction unless the request has its own BEGIN and
@@ -153,6 +153,11 @@ func run(ctx context.Context, opts *Options) error {
 	cfg, err := gpg.Config(opts.Target, "gatectl exec", opts.Reason)
 	if err != nil {
 		return err
+	}
+	// Notices and warnings (RAISE NOTICE, "there is no transaction in
+	// progress") go to stderr, as psql shows them.
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		fmt.Fprintf(f.IO.ErrOut, "%s:  %s\n", n.Severity, n.Message)
 	}
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
