@@ -269,6 +269,9 @@ func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) (pgpro
 	}
 	v := pol.Evaluate(c.principal, c.target, req, now)
 	out := pgproxy.Verdict{Tag: strings.Join(tags, ";"), Rule: v.Rule}
+	for _, st := range res.Statements {
+		out.CopyIn = out.CopyIn || st.CopyFromStdin
+	}
 	switch v.Decision {
 	case policy.Allow:
 		out.Allow = true

@@ -95,6 +95,11 @@ type Verdict struct {
 	Tag string
 	// Rule names the rule that decided, for audit.
 	Rule string
+	// CopyIn is set when the statement text starts a COPY FROM STDIN.
+	// The relay needs it to follow the target through copy-in mode, where
+	// the target ignores Syncs: without it, a client's Sync sent during
+	// the copy would put the gateway one answer behind the target.
+	CopyIn bool
 }
 
 // Observer receives a session's audit events. Its methods are called on the

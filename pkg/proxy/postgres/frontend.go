@@ -43,6 +43,19 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 	if typ != 'S' && typ != 'H' {
 		s.copyMaybe = false
 	}
+	if s.copyIn {
+		switch typ {
+		case 'd', 'H':
+		case 'S':
+			if !s.copyMaybe {
+				return errSyncInCopy
+			}
+		default:
+			// CopyDone or CopyFail ends the copy; anything else means it
+			// never started (the target would end the session otherwise).
+			s.copyIn = false
+		}
+	}
 	switch typ {
 	case 'B':
 		return s.onBind(n)
@@ -76,6 +89,13 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 	}
 	return s.fe.forward(n)
 }
+
+// errSyncInCopy refuses a Sync sent during COPY FROM STDIN other than the
+// one libpq sends right after the Execute. The target ignores Syncs in
+// copy-in mode, but only until the copy ends, which may be before or after
+// the Sync arrives (an error in the data ends it early), so the gateway
+// could not tell which of the target's answers the Sync gets.
+var errSyncInCopy = &protocolError{msg: "Sync during COPY FROM STDIN is not supported through the gateway: send CopyDone or CopyFail first"}
 
 // errCheckWouldWait is returned by a handler on the event loop when the
 // checker cannot decide the message's statement without waiting: the
@@ -126,6 +146,7 @@ func (s *session) onQuery(n int) error {
 	}
 	s.queue.push(entry{kind: entryQuery, text: text, verdict: v, start: time.Now()})
 	if v.Allow {
+		s.copyIn = v.CopyIn
 		return s.fe.write(msg)
 	}
 	// Fail closed: the refused text never reaches the target; the target
@@ -243,6 +264,7 @@ func (s *session) onExecute(n int) error {
 	e := entry{kind: entryExecute, portal: string(portal), start: time.Now()}
 	if info := s.stmts.portal(portal); info != nil {
 		e.text, e.verdict = info.text, info.verdict
+		s.copyIn = info.verdict.Allow && info.verdict.CopyIn
 	}
 	s.queue.push(e)
 	return s.fe.write(msg)

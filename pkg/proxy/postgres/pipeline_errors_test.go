@@ -313,3 +313,80 @@ func TestNoStrayBindCompleteAfterCopy(t *testing.T) {
 		}
 	})
 }
+
+// TestSyncDuringCopyIn: the target ignores a Sync while it is in copy-in
+// mode, but only until the copy ends, so a Sync sent in the middle of COPY
+// FROM STDIN could leave the gateway one answer behind the target: every
+// later statement audited with the next one's outcome, and a re-Parse's
+// failure not reverted. Such a Sync ends the session; libpq's Sync right
+// after the Execute, and its CopyDone with a Sync, still work.
+func TestSyncDuringCopyIn(t *testing.T) {
+	cases := []struct {
+		name  string
+		start []pgproto3.FrontendMessage // the request that starts the copy
+		then  []pgproto3.FrontendMessage // sent after CopyInResponse
+	}{
+		{"simple-sync-before-data", []pgproto3.FrontendMessage{&pgproto3.Query{String: "COPY scratch FROM STDIN"}},
+			[]pgproto3.FrontendMessage{&S{}, &pgproto3.CopyData{Data: []byte("9101\tcopy\n")}, &pgproto3.CopyDone{}}},
+		{"simple-sync-between-data", []pgproto3.FrontendMessage{&pgproto3.Query{String: "COPY scratch FROM STDIN"}},
+			[]pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("9101\tcopy\n")}, &S{}, &pgproto3.CopyDone{}}},
+		{"extended-sync-between-data", []pgproto3.FrontendMessage{&P{Query: "COPY scratch FROM STDIN"}, &B{}, &E{}, &S{}},
+			[]pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("9101\tcopy\n")}, &S{}, &pgproto3.CopyDone{}, &S{}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			forTransports(t, func(t *testing.T, plain bool) {
+				g := startGateway(t, gatewayOptions{plainClients: plain})
+				p := &pipelineReader{rc: dialRaw(t, g, plain, encode(t, tc.start...))}
+				p.readUntil(t, "copyin", 1)
+				p.rc.conn.Write(encode(t, tc.then...))
+				p.rc.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				var fatal *pgproto3.ErrorResponse
+				for fatal == nil {
+					m, err := p.rc.fe.Receive()
+					if err != nil {
+						t.Fatalf("the session went on: %v", err)
+					}
+					if e, ok := m.(*pgproto3.ErrorResponse); ok && e.Severity == "FATAL" {
+						fatal = e
+					}
+				}
+				if fatal.Code != codeProtocolViolation || !strings.Contains(fatal.Message, "Sync during COPY FROM STDIN") {
+					t.Errorf("got FATAL %s %q", fatal.Code, fatal.Message)
+				}
+				if stats := <-g.rec.ends; stats.Reason != reasonProtocolError {
+					t.Errorf("session ended for %q", stats.Reason)
+				}
+			})
+		})
+	}
+
+	// libpq: Parse, Bind, Execute, Sync in one write, then the data, then
+	// CopyDone and Sync; the statements after it are audited as they ran.
+	forTransports(t, func(t *testing.T, plain bool) {
+		g := startGateway(t, gatewayOptions{plainClients: plain})
+		before := len(g.rec.statements())
+		p := &pipelineReader{rc: dialRaw(t, g, plain, encode(t, &P{Query: "COPY scratch FROM STDIN"}, &B{}, &E{}, &S{}))}
+		p.readUntil(t, "copyin", 1)
+		p.rc.conn.Write(encode(t, &pgproto3.CopyData{Data: []byte("9102\tcopy\n9103\tcopy\n")}, &pgproto3.CopyDone{}, &S{}))
+		if got := p.readUntil(t, "ready", 1); fmt.Sprint(got) != "[CCOPY 2 ready]" {
+			t.Errorf("copy answered %v", got)
+		}
+		p.rc.conn.Write(encode(t, &pgproto3.Query{String: "SELECT 1/0"}, &pgproto3.Query{String: "SELECT 'x'"}))
+		p.readUntil(t, "ready", 2)
+		p.rc.conn.Close()
+		<-g.rec.ends
+		var got []pev
+		for _, e := range g.rec.statements()[before:] {
+			got = append(got, pev{e.Kind, e.Text, e.ErrorCode, e.Executed, e.Allowed})
+		}
+		want := []pev{
+			{KindExecute, "COPY scratch FROM STDIN", "", true, true},
+			{KindQuery, "SELECT 1/0", "22012", true, true},
+			{KindQuery, "SELECT 'x'", "", true, true},
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("got events %v\nwant %v", got, want)
+		}
+	})
+}

@@ -58,6 +58,11 @@ type session struct {
 	// something other than Sync or Flush: a Sync then may reach a target
 	// in copy-in mode, which ignores it (client goroutine).
 	copyMaybe bool
+	// copyIn is set (client goroutine) from forwarding a request that
+	// starts a COPY FROM STDIN (Verdict.CopyIn) until the client sends
+	// anything but CopyData, Flush or Sync: the target is or will be in
+	// copy-in mode, where it ignores Syncs.
+	copyIn bool
 
 	// discarding is set after an error in the extended protocol until the
 	// Sync that ends it: the target skips every request until then.
