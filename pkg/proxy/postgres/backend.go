@@ -191,8 +191,8 @@ func (s *session) skipDiscarded() {
 				s.bindErr = nil // bound again: the Executes after it are not the failed Bind's
 			}
 		}
-		if h.kind == entryParse || h.kind == entryRefusedParse {
-			s.revert(h) // the target never saw this Parse
+		if h.kind == entryParse || h.kind == entryRefusedParse || h.kind == entryClose {
+			s.revert(h) // the target never saw this Parse or Close
 		}
 		h.executed = false
 		s.finish(h)
@@ -201,13 +201,14 @@ func (s *session) skipDiscarded() {
 }
 
 // revert has the client goroutine put back the statement that the Parse h
-// replaced in the gateway's record, if it replaced one (see applyReverts).
+// replaced, or the statement or portal that the Close h removed, in the
+// gateway's record, if there was one (see applyReverts).
 func (s *session) revert(h *entry) {
 	if h.prev == nil {
 		return
 	}
 	s.revertMu.Lock()
-	s.reverts = append(s.reverts, stmtRevert{name: h.name, failed: h.stmt, prev: h.prev})
+	s.reverts = append(s.reverts, stmtRevert{name: h.name, failed: h.stmt, prev: h.prev, portal: h.closesPortal})
 	s.hasReverts.Store(true)
 	s.revertMu.Unlock()
 }

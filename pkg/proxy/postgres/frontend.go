@@ -283,8 +283,17 @@ func (s *session) onClose(n int) error {
 	if !ok {
 		return errBadClose
 	}
+	// Remember what the Close removes: a Close the target skips (after an
+	// error earlier in the pipeline) leaves it in place there.
+	e := entry{kind: entryClose, name: string(name)}
+	switch body[0] {
+	case 'S':
+		e.prev = s.stmts.stmt(name)
+	case 'P':
+		e.prev, e.closesPortal = s.stmts.portal(name), true
+	}
 	s.stmts.close(body[0], name)
-	s.queue.push(entry{kind: entryClose})
+	s.queue.push(e)
 	return s.fe.write(msg)
 }
 
@@ -355,15 +364,22 @@ func (s *session) applyReverts() {
 	s.revertMu.Unlock()
 	for _, r := range rs {
 		name := []byte(r.name)
-		if s.stmts.stmt(name) == r.failed {
+		switch {
+		case r.portal:
+			if s.stmts.portal(name) == r.failed {
+				s.stmts.bind(name, r.prev)
+			}
+		case s.stmts.stmt(name) == r.failed:
 			s.stmts.setStmt(name, r.prev)
 		}
 	}
 }
 
-// stmtRevert is a Parse that did not take effect on the target: name
-// holds prev there, not failed.
+// stmtRevert is a Parse or Close that did not take effect on the target:
+// name holds prev there, not failed (nil for a Close). portal says the name
+// is a portal's (a Close of a portal).
 type stmtRevert struct {
 	name         string
 	failed, prev *stmtInfo
+	portal       bool
 }

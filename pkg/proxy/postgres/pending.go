@@ -57,9 +57,11 @@ type entry struct {
 	// name, stmt and prev are set on a Parse (allowed or refused) that
 	// replaced the gateway's record of an existing statement: if the
 	// Parse does not take effect on the target, the target keeps prev
-	// under the name (see session.revert).
-	name       string
-	stmt, prev *stmtInfo
+	// under the name (see session.revert). A Close sets name and prev to
+	// the statement or portal it removed, and closesPortal for a portal.
+	name         string
+	stmt, prev   *stmtInfo
+	closesPortal bool
 	start      time.Time
 
 	// Filled by the backend side.

@@ -2,12 +2,15 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // switchChecker refuses statements containing "orders_refused_now" once
@@ -148,4 +151,46 @@ func testUnsafeSettingsEndTheSession(t *testing.T, plain bool) {
 	if code := pgCode(err); code != codeInsufficientPriv || !strings.Contains(err.Error(), "client_encoding SJIS") {
 		t.Fatalf("client_encoding SJIS: got %v, want SQLSTATE 42501", err)
 	}
+}
+
+// TestSkippedCloseKeepsTheRecord: a Close that the target skips, because
+// an earlier request of its pipeline failed, leaves the statement in place
+// there; the gateway must keep its record of it too. Otherwise a re-Parse
+// of the name fails on the target (42P05) with nothing for the gateway to
+// put back, and a Bind is checked against the new text while the target
+// runs the old one, which the policy may refuse by now.
+func TestSkippedCloseKeepsTheRecord(t *testing.T) {
+	forTransports(t, func(t *testing.T, plain bool) {
+		c := &switchChecker{}
+		g := startGateway(t, gatewayOptions{plainClients: plain, checker: c})
+		p := &pipelineReader{rc: dialRaw(t, g, plain, encode(t, &P{Name: "x", Query: "SELECT 'old text' AS orders_refused_now"}, &S{}))}
+		p.readUntil(t, "ready", 1)
+		c.refuse.Store(true) // the policy changes
+
+		p.rc.conn.Write(encode(t, &P{Query: "SELECT 1/0"}, &B{}, &E{}, &pgproto3.Close{ObjectType: 'S', Name: "x"}, &S{}))
+		if got := p.readUntil(t, "ready", 1); fmt.Sprint(got) != "[E22012 ready]" {
+			t.Fatalf("failed pipeline: %v", got)
+		}
+		p.rc.conn.Write(encode(t, &P{Name: "x", Query: "SELECT 'new text'"}, &S{}))
+		if got := p.readUntil(t, "ready", 1); fmt.Sprint(got) != "[E42P05 ready]" {
+			t.Fatalf("re-Parse: %v, want the target's 42P05: it still holds x", got)
+		}
+		p.rc.conn.Write(encode(t, &B{PreparedStatement: "x"}, &E{}, &S{}))
+		p.rc.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			m, err := p.rc.fe.Receive()
+			if err != nil {
+				t.Fatalf("Bind of x: %v", err)
+			}
+			if d, ok := m.(*pgproto3.DataRow); ok {
+				t.Fatalf("the target ran x and returned %q; the policy refuses its text now", d.Values[0])
+			}
+			if e, ok := m.(*pgproto3.ErrorResponse); ok {
+				if e.Severity != "FATAL" || e.Code != codeInsufficientPriv || !strings.Contains(e.Message, "policy changed") {
+					t.Errorf("Bind of x: %s %s %q, want the session ended by the re-check", e.Severity, e.Code, e.Message)
+				}
+				break
+			}
+		}
+	})
 }
