@@ -72,6 +72,12 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 		return s.onFunctionCall(n)
 	case 'S':
 		s.queue.push(entry{kind: entrySync, copyMaybe: s.copyMaybe})
+		s.segs++
+		for name, m := range s.closing {
+			if m.settled.Load() {
+				delete(s.closing, name)
+			}
+		}
 		return s.fe.forward(n)
 	case 'D':
 		// Tracked only so that an error answers the right message.
@@ -170,9 +176,15 @@ func (s *session) onParse(n int) error {
 	}
 	info := s.stmts.stmt(name)
 	prev := info
+	if prev != nil && prev.settled.Load() {
+		// The target answered prev's Parse: what it replaced no longer
+		// matters, and must not be kept alive by the chain.
+		prev.alt = nil
+	}
 	if info != nil && len(name) == 0 && info.text == string(sql) {
 		// The same one-shot statement again: reuse the text, check again
-		// (a verdict may change, e.g. a grant expired).
+		// (a verdict may change, e.g. a grant expired). Whether or not
+		// this Parse takes effect, the target holds this text.
 		v, err := s.check(info.text)
 		if err != nil {
 			return err
@@ -184,7 +196,12 @@ func (s *session) onParse(n int) error {
 		if err != nil {
 			return err
 		}
-		info = &stmtInfo{text: text, verdict: v}
+		info = &stmtInfo{text: text, verdict: v, seg: s.segs, alt: prev}
+		if prev == nil {
+			if m := s.closing[string(name)]; m != nil && !m.settled.Load() {
+				info.alt = m // a Close the target may still skip
+			}
+		}
 	}
 	info.read = s.readNo()
 	s.stmts.setStmt(name, info)
@@ -192,7 +209,7 @@ func (s *session) onParse(n int) error {
 		return &refusedSessionError{code: codeProgramLimitExceeded,
 			msg: fmt.Sprintf("the session's prepared statements hold more than %d MiB of text; close some or reconnect", maxNamedBytes>>20)}
 	}
-	e := entry{kind: entryParse}
+	e := entry{kind: entryParse, settles: info}
 	if prev != nil && prev != info {
 		e.name, e.stmt, e.prev = string(name), info, prev
 	}
@@ -241,6 +258,9 @@ func (s *session) onBind(n int) error {
 			return &refusedSessionError{msg: v.Message + " (the policy changed since this statement was prepared; reconnect)"}
 		}
 	}
+	if err := s.checkAlternatives(name, info); err != nil {
+		return err
+	}
 	s.stmts.bind(portal, info)
 	s.queue.push(entry{kind: entryBind, portal: string(portal)})
 	if info.verdict.Allow {
@@ -250,6 +270,31 @@ func (s *session) onBind(n int) error {
 	// parameters: bind it with none so it raises the refusal again.
 	s.scratch = appendZeroBind(s.scratch[:0], portal, name)
 	return s.fe.write(s.scratch)
+}
+
+// checkAlternatives checks what else the target may hold under name when
+// this Bind runs: the statements that a Parse or Close of name, sent before
+// an earlier Sync and not answered yet, replaced or removed in the
+// gateway's record. The target may still skip or refuse that Parse or
+// Close (and the gateway then puts its record back, too late for this
+// Bind); one sent since the last Sync needs no check, since its failure
+// makes the target skip this Bind too. A refused alternative ends the
+// session: the gateway cannot tell which statement the Bind would run.
+func (s *session) checkAlternatives(name []byte, info *stmtInfo) error {
+	for c := info; c != nil && c.seg < s.segs && !c.settled.Load(); {
+		c = c.alt
+		if c == nil || c.closed {
+			continue
+		}
+		v, err := s.verdict(c.text)
+		if err != nil {
+			return err
+		}
+		if !v.Allow {
+			return &refusedSessionError{msg: fmt.Sprintf("%s (prepared statement %q may still hold this earlier statement on the target: a Parse or Close of it has not been answered yet; reconnect)", v.Message, name)}
+		}
+	}
+	return nil
 }
 
 func (s *session) onExecute(n int) error {
@@ -289,6 +334,14 @@ func (s *session) onClose(n int) error {
 	switch body[0] {
 	case 'S':
 		e.prev = s.stmts.stmt(name)
+		if e.prev != nil {
+			m := &stmtInfo{closed: true, seg: s.segs, alt: e.prev}
+			if s.closing == nil {
+				s.closing = make(map[string]*stmtInfo)
+			}
+			s.closing[string(name)] = m
+			e.settles = m
+		}
 	case 'P':
 		e.prev, e.closesPortal = s.stmts.portal(name), true
 	}

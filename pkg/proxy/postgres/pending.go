@@ -62,6 +62,9 @@ type entry struct {
 	name         string
 	stmt, prev   *stmtInfo
 	closesPortal bool
+	// settles is the record or Close mark of a Parse or Close, settled
+	// when the entry leaves the queue.
+	settles *stmtInfo
 	start      time.Time
 
 	// Filled by the backend side.
@@ -118,6 +121,9 @@ func (q *pendingQueue) head() *entry {
 
 // pop removes the head. Consumer only.
 func (q *pendingQueue) pop() {
+	if st := q.local[q.next].settles; st != nil {
+		st.settled.Store(true)
+	}
 	q.local[q.next] = entry{}
 	q.next++
 	q.popped.Add(1)

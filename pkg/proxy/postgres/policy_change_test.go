@@ -194,3 +194,53 @@ func TestSkippedCloseKeepsTheRecord(t *testing.T) {
 		}
 	})
 }
+
+// TestPipelinedReparseChecksWhatTheTargetMayHold: the same as
+// TestSkippedCloseKeepsTheRecord, but in one write, so the gateway handles
+// the Bind before the target has said that the Close was skipped and the
+// re-Parse refused: the Bind must be checked against the old text too.
+func TestPipelinedReparseChecksWhatTheTargetMayHold(t *testing.T) {
+	forTransports(t, func(t *testing.T, plain bool) {
+		c := &switchChecker{}
+		g := startGateway(t, gatewayOptions{plainClients: plain, checker: c})
+		p := &pipelineReader{rc: dialRaw(t, g, plain, encode(t, &P{Name: "x", Query: "SELECT 'old text' AS orders_refused_now"}, &S{}))}
+		p.readUntil(t, "ready", 1)
+		c.refuse.Store(true) // the policy changes
+
+		p.rc.conn.Write(encode(t,
+			&P{Query: "SELECT 1/0"}, &B{}, &E{}, &pgproto3.Close{ObjectType: 'S', Name: "x"}, &S{},
+			&P{Name: "x", Query: "SELECT 'new text'"}, &S{},
+			&B{PreparedStatement: "x"}, &E{}, &S{}))
+		p.rc.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			m, err := p.rc.fe.Receive()
+			if err != nil {
+				t.Fatalf("the session ended without a refusal: %v", err)
+			}
+			if d, ok := m.(*pgproto3.DataRow); ok {
+				t.Fatalf("the target ran x and returned %q; the policy refuses its text now", d.Values[0])
+			}
+			if e, ok := m.(*pgproto3.ErrorResponse); ok && e.Severity == "FATAL" {
+				if e.Code != codeInsufficientPriv {
+					t.Errorf("FATAL %s %q, want the session ended by a refusal", e.Code, e.Message)
+				}
+				break
+			}
+		}
+	})
+}
+
+// TestPipelinedPrepareThenBind: a client that prepares a new name and binds
+// it after a Sync in the same write (pgx's pipeline mode) is not refused:
+// nothing else can be under that name.
+func TestPipelinedPrepareThenBind(t *testing.T) {
+	forTransports(t, func(t *testing.T, plain bool) {
+		g := startGateway(t, gatewayOptions{plainClients: plain})
+		p := &pipelineReader{rc: dialRaw(t, g, plain, encode(t,
+			&P{Name: "fresh", Query: "SELECT 'fresh'"}, &S{},
+			&B{PreparedStatement: "fresh"}, &E{}, &S{}))}
+		if got := p.readUntil(t, "ready", 2); fmt.Sprint(got) != "[ready CSELECT 1 ready]" {
+			t.Errorf("got %v", got)
+		}
+	})
+}

@@ -50,6 +50,11 @@ type session struct {
 	be         *conduit
 	queue      pendingQueue
 	stmts      stmtTable
+	// segs counts the client's Syncs; closing holds, by name, the marks
+	// of Closes of statements that the target has not answered yet (see
+	// stmtInfo.alt).
+	segs       uint64
+	closing    map[string]*stmtInfo
 	scratch    []byte
 	lastQuery  string
 	statements int64

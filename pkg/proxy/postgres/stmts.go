@@ -1,12 +1,26 @@
 package postgres
 
-// stmtInfo is what the gateway knows of a prepared statement.
+import "sync/atomic"
+
+// stmtInfo is what the gateway knows of a prepared statement, or, with
+// closed set, a mark that a Close removed one.
 type stmtInfo struct {
 	text    string
 	verdict Verdict
 	// read is the client read (session.readNo) that brought the Parse the
 	// verdict was made for.
 	read uint64
+
+	// The gateway records a Parse or Close when it forwards it, before
+	// the target has answered, and the target may skip it (an earlier
+	// error in its pipeline) or refuse it (a duplicate name). Until then
+	// the name may still hold alt on the target. seg is the number of
+	// Syncs the client had sent before the Parse or Close (session.segs);
+	// settled is set once the target answered or skipped it.
+	seg     uint64
+	alt     *stmtInfo
+	closed  bool
+	settled atomic.Bool
 }
 
 // stmtTable tracks the client's prepared statements and portals so that an
