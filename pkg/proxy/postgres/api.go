@@ -179,7 +179,12 @@ type StatementEvent struct {
 type SessionStats struct {
 	SessionInfo
 	End time.Time
-	// BytesIn counts bytes read from the client, BytesOut bytes written to it.
+	// BytesIn counts the bytes of the protocol messages read from the
+	// client after its startup and password; BytesOut those of the
+	// messages read from the target for it. Neither counts what the
+	// gateway itself sends (a refusal's BindComplete it drops, a FATAL it
+	// ends the session with): they measure the traffic between client and
+	// target, not the bytes on the client's socket.
 	BytesIn, BytesOut int64
 	Statements        int64
 	Refused           int64
