@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
@@ -98,6 +99,11 @@ const (
 // the COPY data, so a request this cannot parse is sent as it is and the
 // gateway's answer is reported.
 func requestCopy(sql string) (copyKind, error) {
+	if !strings.Contains(strings.ToLower(sql), "copy") {
+		// No COPY without the word; spare the parser (WebAssembly in
+		// builds without cgo, slow to start).
+		return copyNone, nil
+	}
 	res, err := sqlclass.Classify(sql)
 	if err != nil {
 		return copyNone, nil
