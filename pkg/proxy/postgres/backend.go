@@ -124,7 +124,9 @@ func (s *session) onErrorResponse(n int) error {
 	}
 	code := "unknown"
 	if msg != nil {
-		code = errorCode(msg[5:])
+		var fatal bool
+		code, fatal = errorFields(msg[5:])
+		s.targetFatal = s.targetFatal || fatal
 	}
 	if h := s.queue.head(); h != nil {
 		switch h.kind {
@@ -361,17 +363,23 @@ func parseDigits(b []byte) (int64, bool) {
 }
 
 // errorCode returns the SQLSTATE field of an ErrorResponse body.
-func errorCode(body []byte) string {
+// errorFields returns the SQLSTATE of an ErrorResponse body ("unknown"
+// without one), and whether its severity ends the session (FATAL, PANIC).
+func errorFields(body []byte) (code string, fatal bool) {
+	code = "unknown"
 	for len(body) > 0 && body[0] != 0 {
 		field := body[0]
 		v, rest, ok := cutBytes(body[1:])
 		if !ok {
 			break
 		}
-		if field == 'C' {
-			return string(v)
+		switch field {
+		case 'C':
+			code = string(v)
+		case 'V':
+			fatal = string(v) == "FATAL" || string(v) == "PANIC"
 		}
 		body = rest
 	}
-	return "unknown"
+	return code, fatal
 }

@@ -125,7 +125,7 @@ func TestLoopEndReasonsMatch(t *testing.T) {
 			if _, err := admin.Exec(context.Background(), "SELECT pg_terminate_backend("+ev[0].text+")"); err != nil {
 				t.Fatal(err)
 			}
-		}, outcome{reasonTargetLost, "FATAL 08006"}},
+		}, outcome{reasonTargetLost, "FATAL 57P01"}}, // the target's own, and no second one
 		{"terminate", func(t *testing.T, rc *rawClient, _ *pgx.Conn) {
 			rc.conn.Write(encode(t, &pgproto3.Query{String: "SELECT 1"}, &pgproto3.Terminate{}))
 		}, outcome{reasonTerminate, ""}},

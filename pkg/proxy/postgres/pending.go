@@ -65,7 +65,7 @@ type entry struct {
 	// settles is the record or Close mark of a Parse or Close, settled
 	// when the entry leaves the queue.
 	settles *stmtInfo
-	start      time.Time
+	start   time.Time
 
 	// Filled by the backend side.
 	tag      string

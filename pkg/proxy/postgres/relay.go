@@ -194,6 +194,11 @@ func (ss *session) targetLoop(err error) {
 	case ss.terminating.Load():
 		// The target closed because the client said goodbye.
 		ss.end(reasonTerminate, nil)
+	case ss.targetFatal:
+		// The client has the target's own FATAL (an administrator's
+		// termination, a shutdown): that says why; a second would not.
+		ss.log.Warn("target ended the session with a FATAL error")
+		ss.end(reasonTargetLost, nil)
 	default:
 		ss.end(reasonTargetLost, ss.targetLost())
 	}

@@ -6,8 +6,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -373,9 +375,9 @@ func testTargetKilledMidSession(t *testing.T, plain bool) {
 			codes = append(codes, e.Severity+" "+e.Code+" "+e.Message)
 		}
 	}
-	want := `FATAL 08006 connection to target "orders" lost`
-	if len(codes) == 0 || codes[len(codes)-1] != want {
-		t.Errorf("got errors %q, want the last to be %q", codes, want)
+	// The target's own FATAL says why; the gateway adds none of its own.
+	if len(codes) != 1 || !strings.HasPrefix(codes[0], "FATAL 57P01 terminating connection") {
+		t.Errorf("got errors %q, want only the target's FATAL 57P01", codes)
 	}
 	var one int
 	if err := other.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
@@ -493,4 +495,81 @@ func testOversizedMessageAfterAQuery(t *testing.T, plain bool) {
 		admin.QueryRow(context.Background(), "SELECT count(*) FROM scratch WHERE note = $1", marker).Scan(&n)
 		return n == 1
 	})
+}
+
+// TestTargetConnectionCut: a target connection that ends without the
+// target's own FATAL (a network failure) is reported to the client as
+// FATAL 08006 naming the target.
+func TestTargetConnectionCut(t *testing.T) {
+	forTransports(t, func(t *testing.T, plain bool) {
+		pg := needPG(t)
+		cut := startCutter(t, pg.Addr())
+		g := startGateway(t, gatewayOptions{plainClients: plain, upstream: &Upstream{Address: cut.addr, Database: "orders",
+			User: "orders_rw", Password: rwPassword, TLSMode: "disable"}})
+		rc := dialRaw(t, g, plain, nil)
+		waitReadyAfterLogin(t, rc)
+		cut.cut()
+		var fatals []string
+		rc.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			msg, err := rc.fe.Receive()
+			if err != nil {
+				break
+			}
+			if e, ok := msg.(*pgproto3.ErrorResponse); ok {
+				fatals = append(fatals, e.Severity+" "+e.Code+" "+e.Message)
+			}
+		}
+		if want := `FATAL 08006 connection to target "orders" lost`; fmt.Sprint(fatals) != "["+want+"]" {
+			t.Errorf("got %q, want only %q", fatals, want)
+		}
+		if r := (<-g.rec.ends).Reason; r != reasonTargetLost {
+			t.Errorf("end reason %q", r)
+		}
+	})
+}
+
+// cutter forwards TCP connections to a target until cut closes them all.
+type cutter struct {
+	addr  string
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func startCutter(t *testing.T, target string) *cutter {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	c := &cutter{addr: ln.Addr().String()}
+	t.Cleanup(c.cut)
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			c.mu.Lock()
+			c.conns = append(c.conns, in, out)
+			c.mu.Unlock()
+			go io.Copy(out, in)
+			go io.Copy(in, out)
+		}
+	}()
+	return c
+}
+
+func (c *cutter) cut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, conn := range c.conns {
+		conn.Close()
+	}
+	c.conns = nil
 }

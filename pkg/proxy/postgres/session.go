@@ -46,10 +46,10 @@ type session struct {
 	// fe carries client → target and is owned by the client goroutine with
 	// stmts, scratch, lastQuery, statements and refused; be carries
 	// target → client and is owned by the target goroutine.
-	fe         *conduit
-	be         *conduit
-	queue      pendingQueue
-	stmts      stmtTable
+	fe    *conduit
+	be    *conduit
+	queue pendingQueue
+	stmts stmtTable
 	// segs counts the client's Syncs; closing holds, by name, the marks
 	// of Closes of statements that the target has not answered yet (see
 	// stmtInfo.alt).
@@ -75,6 +75,9 @@ type session struct {
 	// still come (target goroutine).
 	discarding bool
 	bindErr    *bindError
+	// targetFatal is set once the target sent a FATAL error (target
+	// goroutine).
+	targetFatal bool
 
 	// reverts are named statements whose Parse the target refused, so
 	// that it still holds the one before: the target goroutine adds them
