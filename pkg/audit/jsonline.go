@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/gatectl/gatectl/pkg/jsonstr"
 )
 
 // A JSON line is the JSON object encoding/json makes of an Event, with its
@@ -71,9 +73,9 @@ func (h *hasher) appendLine(b []byte, e *Event, t time.Time) []byte {
 				b = append(b, ',')
 			}
 			if i >= maxPlainDetail {
-				b = appendJSONString(b, kv.Key)
+				b = jsonstr.Append(b, kv.Key)
 				b = append(b, ':')
-				b = appendJSONString(b, kv.Value)
+				b = jsonstr.Append(b, kv.Value)
 				continue
 			}
 			b = h.appendString(b, detailBit(i), kv.Key)
@@ -97,14 +99,14 @@ func (h *hasher) appendString(b []byte, bit uint, s string) []byte {
 		b = append(b, s...)
 		return append(b, '"')
 	}
-	return appendJSONString(b, s)
+	return jsonstr.Append(b, s)
 }
 
 // Bits of hasher.plain: the eight string fields in Event order take bits 0
 // to 7, Detail entry i (in key order) bits 8+2i for its key and 9+2i for
 // its value, up to maxPlainDetail entries; Prev and Hash the top two. A
 // set bit promises that the string is ASCII that JSON writes as it is; a
-// clear bit only sends it through appendJSONString.
+// clear bit only sends it through jsonstr.Append.
 const (
 	maxPlainDetail = 26
 	prevBit        = 62

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 )
 
 // marshalLine is the reference for a JSON line: json.Marshal of e with its
@@ -99,31 +98,6 @@ func TestJSONLineMatchesEncodingJSON(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { checkLines(t, tt.e) })
-	}
-}
-
-// TestPlainWordEveryByte puts each byte value at each position of a word
-// and across a word boundary: the 8-byte scan must stop for exactly the
-// bytes JSON does not write as they are, and the string must encode as
-// encoding/json encodes it.
-func TestPlainWordEveryByte(t *testing.T) {
-	for c := range 256 {
-		for pos := range 19 {
-			s := []byte(strings.Repeat("a", 19))
-			s[pos] = byte(c)
-			str := string(s)
-			wantPlain := c < utf8.RuneSelf && jsonSafe[c]
-			if got := isPlain(str); got != wantPlain {
-				t.Errorf("isPlain(%q) = %t, want %t", str, got, wantPlain)
-			}
-			if got := isPlain(str[pos:min(pos+3, len(str))]); got != wantPlain {
-				t.Errorf("isPlain(%q) = %t, want %t", str[pos:min(pos+3, len(str))], got, wantPlain)
-			}
-			want, _ := json.Marshal(str)
-			if got := appendJSONString(nil, str); !bytes.Equal(got, want) {
-				t.Errorf("appendJSONString(%q) = %s, want %s", str, got, want)
-			}
-		}
 	}
 }
 

@@ -8,10 +8,12 @@ import (
 	"io"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/gatectl/gatectl/pkg/cli/cmdutil"
+	"github.com/gatectl/gatectl/pkg/jsonstr"
 )
 
 // resultWriter writes the results of a request in one format as they
@@ -253,14 +255,14 @@ func (j *jsonWriter) begin(fields []pgconn.FieldDescription) error {
 	j.members = j.members[:0]
 	for i, fd := range fields {
 		j.types = append(j.types, fd.DataTypeOID)
-		j.members = append(j.members, append(appendJSONString(nil, []byte(j.keys[i])), ": "...))
+		j.members = append(j.members, append(jsonstr.Append(nil, j.keys[i]), ": "...))
 	}
 	j.buf = append(j.buf[:0], "\n    \"columns\": ["...)
 	for i, k := range j.keys {
 		if i > 0 {
 			j.buf = append(j.buf, ", "...)
 		}
-		j.buf = appendJSONString(j.buf, []byte(k))
+		j.buf = jsonstr.Append(j.buf, k)
 	}
 	j.buf = append(j.buf, "],\n    \"rows\": ["...)
 	_, err := j.w.Write(j.buf)
@@ -300,7 +302,7 @@ func (j *jsonWriter) end(tag pgconn.CommandTag, columns bool) error {
 		j.buf = append(j.buf, "],"...)
 	}
 	j.buf = append(j.buf, "\n    \"command\": "...)
-	j.buf = appendJSONString(j.buf, []byte(tag.String()))
+	j.buf = jsonstr.Append(j.buf, tag.String())
 	j.buf = append(j.buf, "\n  }"...)
 	j.open = false
 	_, err := j.w.Write(j.buf)
@@ -385,7 +387,8 @@ func appendJSONValue(dst []byte, oid uint32, v []byte) []byte {
 			return append(dst, v...)
 		}
 	}
-	return appendJSONString(dst, v)
+	// The string aliases v only while Append copies it.
+	return jsonstr.Append(dst, unsafe.String(unsafe.SliceData(v), len(v)))
 }
 
 // isJSONNumber reports whether v is a number in JSON's grammar.
@@ -426,41 +429,4 @@ func isJSONNumber(v []byte) bool {
 		}
 	}
 	return i == len(v)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string: quotes, backslashes and
-// control characters escaped, invalid UTF-8 replaced by U+FFFD.
-func appendJSONString(dst, s []byte) []byte {
-	dst = append(dst, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				dst = append(dst, '\\', c)
-			case c == '\n':
-				dst = append(dst, '\\', 'n')
-			case c == '\r':
-				dst = append(dst, '\\', 'r')
-			case c == '\t':
-				dst = append(dst, '\\', 't')
-			case c < 0x20:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				dst = append(dst, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, `\ufffd`...)
-		} else {
-			dst = append(dst, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(dst, '"')
 }
