@@ -29,6 +29,16 @@ func (e pev) String() string {
 	return fmt.Sprintf("{%v %q code=%q exec=%t allow=%t}", e.kind, e.text, e.code, e.executed, e.allowed)
 }
 
+// eventsSince returns the statement events g recorded after the first
+// before ones.
+func eventsSince(g *gateway, before int) []pev {
+	var got []pev
+	for _, e := range g.rec.statements()[before:] {
+		got = append(got, pev{e.Kind, e.Text, e.ErrorCode, e.Executed, e.Allowed})
+	}
+	return got
+}
+
 type pipelineReader struct {
 	rc       *rawClient
 	loggedIn bool
@@ -115,10 +125,7 @@ func runPipeline(t *testing.T, g *gateway, plain bool, steps []step, want []pev)
 	case <-time.After(5 * time.Second):
 		t.Fatal("session did not end")
 	}
-	var got []pev
-	for _, e := range g.rec.statements()[before:] {
-		got = append(got, pev{e.Kind, e.Text, e.ErrorCode, e.Executed, e.Allowed})
-	}
+	got := eventsSince(g, before)
 	want = append(append([]pev(nil), want...), canaryWant...)
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("wire: %v\n got: %v\nwant: %v", trace, got, want)
@@ -299,10 +306,7 @@ func TestNoStrayBindCompleteAfterCopy(t *testing.T) {
 		}
 		p.rc.conn.Close()
 		<-g.rec.ends
-		var got []pev
-		for _, e := range g.rec.statements()[before:] {
-			got = append(got, pev{e.Kind, e.Text, e.ErrorCode, e.Executed, e.Allowed})
-		}
+		got := eventsSince(g, before)
 		want := []pev{
 			{KindExecute, "COPY scratch FROM STDIN", "", true, true},
 			{KindExecute, "SELECT 'x'", "", true, true},
@@ -376,10 +380,7 @@ func TestSyncDuringCopyIn(t *testing.T) {
 		p.readUntil(t, "ready", 2)
 		p.rc.conn.Close()
 		<-g.rec.ends
-		var got []pev
-		for _, e := range g.rec.statements()[before:] {
-			got = append(got, pev{e.Kind, e.Text, e.ErrorCode, e.Executed, e.Allowed})
-		}
+		got := eventsSince(g, before)
 		want := []pev{
 			{KindExecute, "COPY scratch FROM STDIN", "", true, true},
 			{KindQuery, "SELECT 1/0", "22012", true, true},
