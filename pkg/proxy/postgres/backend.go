@@ -206,8 +206,8 @@ func (s *session) skipDiscarded() {
 // replaced, or the statement or portal that the Close h removed, in the
 // gateway's record, if there was one (see applyReverts).
 func (s *session) revert(h *entry) {
-	if h.prev == nil {
-		return
+	if h.stmt == nil && h.prev == nil {
+		return // nothing was recorded or removed
 	}
 	s.revertMu.Lock()
 	s.reverts = append(s.reverts, stmtRevert{name: h.name, failed: h.stmt, prev: h.prev, portal: h.closesPortal})

@@ -38,7 +38,9 @@ var (
 // rest as bytes.
 func (s *session) handleClientMessage(typ byte, n int) error {
 	if s.hasReverts.Load() {
-		s.applyReverts()
+		if err := s.applyReverts(); err != nil {
+			return err
+		}
 	}
 	if typ != 'S' && typ != 'H' {
 		s.copyMaybe = false
@@ -50,9 +52,13 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 			if !s.copyMaybe {
 				return errSyncInCopy
 			}
+		case 'c', 'f':
+			// The copy ends, and with it an Execute's request; a simple
+			// Query may start another one.
+			s.copyIn = s.copyInQuery
 		default:
-			// CopyDone or CopyFail ends the copy; anything else means it
-			// never started (the target would end the session otherwise).
+			// The request's copies are over, or never started (the target
+			// would end the session otherwise).
 			s.copyIn = false
 		}
 	}
@@ -152,7 +158,7 @@ func (s *session) onQuery(n int) error {
 	}
 	s.queue.push(entry{kind: entryQuery, text: text, verdict: v, start: time.Now()})
 	if v.Allow {
-		s.copyIn = v.CopyIn
+		s.copyIn, s.copyInQuery = v.CopyIn, v.CopyIn
 		return s.fe.write(msg)
 	}
 	// Fail closed: the refused text never reaches the target; the target
@@ -176,31 +182,24 @@ func (s *session) onParse(n int) error {
 	}
 	info := s.stmts.stmt(name)
 	prev := info
-	if prev != nil && prev.settled.Load() {
-		// The target answered prev's Parse: what it replaced no longer
-		// matters, and must not be kept alive by the chain.
-		prev.alt = nil
-	}
 	if info != nil && len(name) == 0 && info.text == string(sql) {
 		// The same one-shot statement again: reuse the text, check again
 		// (a verdict may change, e.g. a grant expired). Whether or not
-		// this Parse takes effect, the target holds this text.
+		// this Parse takes effect, the target holds this text or nothing.
 		v, err := s.check(info.text)
 		if err != nil {
 			return err
 		}
-		info.verdict = v
+		info.verdict, info.seg, info.uncertain = v, s.segs, false
 	} else {
 		text := string(sql)
 		v, err := s.check(text)
 		if err != nil {
 			return err
 		}
-		info = &stmtInfo{text: text, verdict: v, seg: s.segs, alt: prev}
-		if prev == nil {
-			if m := s.closing[string(name)]; m != nil && !m.settled.Load() {
-				info.alt = m // a Close the target may still skip
-			}
+		info = &stmtInfo{text: text, verdict: v, seg: s.segs, uncertain: prev != nil}
+		if m := s.closing[string(name)]; prev == nil && m != nil && !m.settled.Load() {
+			info.uncertain = true // after a Close the target may still skip
 		}
 	}
 	info.read = s.readNo()
@@ -210,7 +209,9 @@ func (s *session) onParse(n int) error {
 			msg: fmt.Sprintf("the session's prepared statements hold more than %d MiB of text; close some or reconnect", maxNamedBytes>>20)}
 	}
 	e := entry{kind: entryParse, settles: info}
-	if prev != nil && prev != info {
+	if prev != info {
+		// If this Parse does not take effect, the name holds prev (or
+		// nothing) on the target.
 		e.name, e.stmt, e.prev = string(name), info, prev
 	}
 	if info.verdict.Allow {
@@ -238,6 +239,13 @@ func (s *session) onBind(n int) error {
 	if !ok {
 		return errBadBind
 	}
+	// Reverts queued while the message arrived, before the Parse they
+	// undo was marked settled, must count.
+	if s.hasReverts.Load() {
+		if err := s.applyReverts(); err != nil {
+			return err
+		}
+	}
 	info := s.stmts.stmt(name)
 	if info == nil {
 		// Fail closed: a statement the gateway never saw parsed (one made
@@ -258,8 +266,12 @@ func (s *session) onBind(n int) error {
 			return &refusedSessionError{msg: v.Message + " (the policy changed since this statement was prepared; reconnect)"}
 		}
 	}
-	if err := s.checkAlternatives(name, info); err != nil {
-		return err
+	if info.uncertain && info.seg < s.segs && !info.settled.Load() {
+		// Fail closed: whether the target took the Parse before an
+		// earlier Sync is not known yet, and if not, the name holds
+		// another statement there. A Bind in the Parse's own pipeline
+		// step needs no answer: if the Parse fails, the target skips it.
+		return &refusedSessionError{msg: fmt.Sprintf("Bind of prepared statement %q, which a Parse before an earlier Sync replaced and the target has not confirmed yet: the gateway cannot tell which statement it would run; wait for the Parse's answer before binding, or reconnect", name)}
 	}
 	s.stmts.bind(portal, info)
 	s.queue.push(entry{kind: entryBind, portal: string(portal)})
@@ -270,31 +282,6 @@ func (s *session) onBind(n int) error {
 	// parameters: bind it with none so it raises the refusal again.
 	s.scratch = appendZeroBind(s.scratch[:0], portal, name)
 	return s.fe.write(s.scratch)
-}
-
-// checkAlternatives checks what else the target may hold under name when
-// this Bind runs: the statements that a Parse or Close of name, sent before
-// an earlier Sync and not answered yet, replaced or removed in the
-// gateway's record. The target may still skip or refuse that Parse or
-// Close (and the gateway then puts its record back, too late for this
-// Bind); one sent since the last Sync needs no check, since its failure
-// makes the target skip this Bind too. A refused alternative ends the
-// session: the gateway cannot tell which statement the Bind would run.
-func (s *session) checkAlternatives(name []byte, info *stmtInfo) error {
-	for c := info; c != nil && c.seg < s.segs && !c.settled.Load(); {
-		c = c.alt
-		if c == nil || c.closed {
-			continue
-		}
-		v, err := s.verdict(c.text)
-		if err != nil {
-			return err
-		}
-		if !v.Allow {
-			return &refusedSessionError{msg: fmt.Sprintf("%s (prepared statement %q may still hold this earlier statement on the target: a Parse or Close of it has not been answered yet; reconnect)", v.Message, name)}
-		}
-	}
-	return nil
 }
 
 func (s *session) onExecute(n int) error {
@@ -309,7 +296,7 @@ func (s *session) onExecute(n int) error {
 	e := entry{kind: entryExecute, portal: string(portal), start: time.Now()}
 	if info := s.stmts.portal(portal); info != nil {
 		e.text, e.verdict = info.text, info.verdict
-		s.copyIn = info.verdict.Allow && info.verdict.CopyIn
+		s.copyIn, s.copyInQuery = info.verdict.Allow && info.verdict.CopyIn, false
 	}
 	s.queue.push(e)
 	return s.fe.write(msg)
@@ -335,7 +322,7 @@ func (s *session) onClose(n int) error {
 	case 'S':
 		e.prev = s.stmts.stmt(name)
 		if e.prev != nil {
-			m := &stmtInfo{closed: true, seg: s.segs, alt: e.prev}
+			m := &stmtInfo{seg: s.segs}
 			if s.closing == nil {
 				s.closing = make(map[string]*stmtInfo)
 			}
@@ -409,23 +396,60 @@ func cutBytes(b []byte) (s, rest []byte, ok bool) {
 // applyReverts puts back the gateway's record of statements whose Parse
 // did not take effect on the target: the target still holds the statement
 // from before under the name, and Bind must check that one's text.
-func (s *session) applyReverts() {
+func (s *session) applyReverts() error {
 	s.revertMu.Lock()
-	rs := s.reverts
-	s.reverts = nil
+	s.pendingReverts = append(s.pendingReverts, s.reverts...)
+	s.reverts = s.reverts[:0]
 	s.hasReverts.Store(false)
 	s.revertMu.Unlock()
-	for _, r := range rs {
-		name := []byte(r.name)
-		switch {
-		case r.portal:
-			if s.stmts.portal(name) == r.failed {
-				s.stmts.bind(name, r.prev)
+	// Undo the latest first, and again until nothing changes: a revert
+	// applies once the name holds what its Parse or Close left there,
+	// which a later Parse or Close of the name may still be hiding until
+	// its own revert arrives. One that never applies was overtaken by a
+	// later Parse or Close that took effect.
+	rs := s.pendingReverts
+	for changed := true; changed; {
+		changed = false
+		for i := len(rs) - 1; i >= 0; i-- {
+			if s.undo(rs[i]) {
+				rs = append(rs[:i], rs[i+1:]...)
+				changed = true
 			}
-		case s.stmts.stmt(name) == r.failed:
-			s.stmts.setStmt(name, r.prev)
 		}
 	}
+	clear(rs[len(rs):cap(rs)])
+	s.pendingReverts = rs
+	if len(rs) > maxPendingReverts {
+		return &refusedSessionError{code: codeProgramLimitExceeded,
+			msg: fmt.Sprintf("more than %d Parses and Closes of prepared statements did not take effect; reconnect", maxPendingReverts)}
+	}
+	return nil
+}
+
+// maxPendingReverts bounds the reverts a session keeps waiting.
+const maxPendingReverts = 1024
+
+// undo applies r if the name holds what r's Parse or Close left there.
+func (s *session) undo(r stmtRevert) bool {
+	name := []byte(r.name)
+	switch {
+	case r.portal:
+		if s.stmts.portal(name) != r.failed {
+			return false
+		}
+		if r.prev == nil {
+			s.stmts.close('P', name)
+		} else {
+			s.stmts.bind(name, r.prev)
+		}
+	case s.stmts.stmt(name) != r.failed:
+		return false
+	case r.prev == nil:
+		s.stmts.close('S', name)
+	default:
+		s.stmts.setStmt(name, r.prev)
+	}
+	return true
 }
 
 // stmtRevert is a Parse or Close that did not take effect on the target:

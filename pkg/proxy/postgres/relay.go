@@ -128,11 +128,9 @@ func (ss *session) clientLoop(err error) {
 		ss.end(reasonTerminate, nil)
 	case errors.As(err, &tooLarge):
 		ss.log.Warn("client message too large", "size", tooLarge.size, "limit", tooLarge.limit)
-		ss.cancelOutstanding()
 		ss.end(reasonTooLarge, fatal(codeProgramLimitExceeded, tooLarge.Error()))
 	case errors.As(err, &pe):
 		ss.log.Warn("client protocol error", "err", err)
-		ss.cancelOutstanding()
 		ss.end(reasonProtocolError, fatal(codeProtocolViolation, pe.msg))
 	case errors.As(err, &re):
 		ss.log.Info("session closed by a refusal", "why", re.msg)
@@ -153,8 +151,9 @@ func (ss *session) clientLoop(err error) {
 const cancelTimeout = 5 * time.Second
 
 // cancelOutstanding cancels, on the target, a request the client sent and
-// will never read the answer of, because it went away or the session is
-// being closed on it. Closing the target connection alone would not stop
+// will never read the answer of, because it went away. (A session closed
+// for a bad message lets the requests before it finish, as PostgreSQL
+// would.) Closing the target connection alone would not stop
 // it: PostgreSQL notices a vanished client only when it next writes to it
 // (or with client_connection_check_interval), so a long statement would
 // run on, and commit, for nobody.

@@ -476,7 +476,8 @@ func testOversizedMessageAfterAQuery(t *testing.T, plain bool) {
 	g := startGateway(t, gatewayOptions{plainClients: plain, maxMessage: 64 << 10})
 	admin := adminConn(t)
 	marker := fmt.Sprintf("before-oversized-%t-%d", plain, time.Now().UnixNano())
-	extra := encode(t, &pgproto3.Query{String: "INSERT INTO scratch VALUES (9003, '" + marker + "')"})
+	// Slow, so that it is still running when the session is closed.
+	extra := encode(t, &pgproto3.Query{String: "INSERT INTO scratch SELECT 9003, '" + marker + "' FROM pg_sleep(0.3)"})
 	extra = append(extra, 'Q', 0, 0x10, 0, 0) // 1 MiB announced; the body never comes
 	rc := dialRaw(t, g, plain, extra)
 	events, _ := rc.readEvents(2)

@@ -51,14 +51,16 @@ type session struct {
 	queue pendingQueue
 	stmts stmtTable
 	// segs counts the client's Syncs; closing holds, by name, the marks
-	// of Closes of statements that the target has not answered yet (see
-	// stmtInfo.alt).
-	segs       uint64
-	closing    map[string]*stmtInfo
-	scratch    []byte
-	lastQuery  string
-	statements int64
-	refused    int64
+	// of Closes of statements that the target may not have answered yet
+	// (see stmtInfo.uncertain).
+	segs    uint64
+	closing map[string]*stmtInfo
+	// pendingReverts are reverts applyReverts could not apply yet.
+	pendingReverts []stmtRevert
+	scratch        []byte
+	lastQuery      string
+	statements     int64
+	refused        int64
 	// copyMaybe is set after a client Execute until the client sends
 	// something other than Sync or Flush: a Sync then may reach a target
 	// in copy-in mode, which ignores it (client goroutine).
@@ -68,6 +70,9 @@ type session struct {
 	// anything but CopyData, Flush or Sync: the target is or will be in
 	// copy-in mode, where it ignores Syncs.
 	copyIn bool
+	// copyInQuery says copyIn came from a simple Query, whose statements
+	// may start several copies one after another.
+	copyInQuery bool
 
 	// discarding is set after an error in the extended protocol until the
 	// Sync that ends it: the target skips every request until then.

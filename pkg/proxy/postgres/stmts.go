@@ -2,8 +2,8 @@ package postgres
 
 import "sync/atomic"
 
-// stmtInfo is what the gateway knows of a prepared statement, or, with
-// closed set, a mark that a Close removed one.
+// stmtInfo is what the gateway knows of a prepared statement (or, without
+// text, the mark of a Close of one: see session.closing).
 type stmtInfo struct {
 	text    string
 	verdict Verdict
@@ -11,16 +11,18 @@ type stmtInfo struct {
 	// verdict was made for.
 	read uint64
 
-	// The gateway records a Parse or Close when it forwards it, before
-	// the target has answered, and the target may skip it (an earlier
-	// error in its pipeline) or refuse it (a duplicate name). Until then
-	// the name may still hold alt on the target. seg is the number of
+	// The gateway records a Parse or Close when it forwards it, before the
+	// target has answered; the target may skip it (an earlier error in its
+	// pipeline) or refuse it (a duplicate name), and the gateway then puts
+	// its record back (see session.applyReverts). seg is the number of
 	// Syncs the client had sent before the Parse or Close (session.segs);
-	// settled is set once the target answered or skipped it.
-	seg     uint64
-	alt     *stmtInfo
-	closed  bool
-	settled atomic.Bool
+	// settled is set once the target answered or skipped it, after any
+	// revert is queued. uncertain marks a Parse that replaced a statement
+	// or followed an unanswered Close of one: until it is settled, the
+	// target may hold either statement under the name.
+	seg       uint64
+	settled   atomic.Bool
+	uncertain bool
 }
 
 // stmtTable tracks the client's prepared statements and portals so that an
