@@ -197,6 +197,14 @@ func clientEnv(env []string) []string {
 	return out
 }
 
+const (
+	// loginTimeout bounds a local client's startup and password.
+	loginTimeout = 30 * time.Second
+	// maxPasswordMessage bounds the one message read from a local client
+	// after its startup: the one-time password.
+	maxPasswordMessage = 1024
+)
+
 // localProxy accepts local connections and carries each to the gateway.
 type localProxy struct {
 	f       *cmdutil.Factory
@@ -221,6 +229,9 @@ func (p *localProxy) serve(ctx context.Context, ln net.Listener) {
 		go func() {
 			defer wg.Done()
 			defer c.Close()
+			// Stopping closes the connections too: one that sends nothing
+			// must not keep gatectl from exiting.
+			defer context.AfterFunc(ctx, func() { c.Close() })()
 			// Errors after the listener stopped are those of its stopping.
 			if err := p.handle(ctx, c); err != nil && ctx.Err() == nil {
 				fmt.Fprintf(p.f.IO.ErrOut, "gatectl connect: %v\n", err)
@@ -233,7 +244,11 @@ func (p *localProxy) serve(ctx context.Context, ln net.Listener) {
 // with 'N': the local hop is loopback), logs in to the gateway over TLS with
 // the caller's token, then relays bytes both ways.
 func (p *localProxy) handle(ctx context.Context, local net.Conn) error {
+	// Bound the start-up: a local client gets loginTimeout to send its
+	// startup message and password.
+	local.SetDeadline(time.Now().Add(loginTimeout))
 	be := pgproto3.NewBackend(local, local)
+	be.SetMaxBodyLen(maxPasswordMessage)
 	var startup *pgproto3.StartupMessage
 	for startup == nil {
 		msg, err := be.ReceiveStartupMessage()
@@ -253,6 +268,9 @@ func (p *localProxy) handle(ctx context.Context, local net.Conn) error {
 	}
 	if p.password != "" {
 		if err := p.checkPassword(be); err != nil {
+			if errors.Is(err, errNoPassword) {
+				return nil // a client that went away or sent garbage
+			}
 			return err
 		}
 	}
@@ -294,6 +312,7 @@ func (p *localProxy) handle(ctx context.Context, local net.Conn) error {
 	default:
 		return p.fail(be, "08P01", fmt.Sprintf("gateway asked for %T instead of the token", msg))
 	}
+	local.SetDeadline(time.Time{})
 	// From here the gateway's answers (AuthenticationOk or an error) go to
 	// the client as they are. The gateway sends nothing until it has the
 	// password, so no bytes are left in fe's read buffer.
@@ -307,6 +326,10 @@ func (p *localProxy) handle(ctx context.Context, local net.Conn) error {
 	return nil
 }
 
+// errNoPassword is a local client that went away, or sent something
+// unreadable, instead of its password.
+var errNoPassword = errors.New("local client sent no password")
+
 // checkPassword asks the local client for the one-time password and
 // refuses a client that does not send it.
 func (p *localProxy) checkPassword(be *pgproto3.Backend) error {
@@ -319,7 +342,9 @@ func (p *localProxy) checkPassword(be *pgproto3.Backend) error {
 	}
 	msg, err := be.Receive()
 	if err != nil {
-		return nil // a client that went away rather than answer
+		// Fail closed: whatever went wrong, this client did not show the
+		// password.
+		return errNoPassword
 	}
 	pw, ok := msg.(*pgproto3.PasswordMessage)
 	if !ok || subtle.ConstantTimeCompare([]byte(pw.Password), []byte(p.password)) != 1 {
