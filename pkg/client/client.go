@@ -61,7 +61,20 @@ func New(opts Options) (*Client, error) {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	return &Client{base: u, http: &http.Client{Transport: tr, Timeout: 60 * time.Second}, token: opts.Token}, nil
+	hc := &http.Client{Transport: tr, Timeout: 60 * time.Second, CheckRedirect: refuseDowngrade}
+	return &Client{base: u, http: hc, token: opts.Token}, nil
+}
+
+// refuseDowngrade stops a redirect away from https: net/http would send
+// the Authorization header along to the same host over plain http.
+func refuseDowngrade(req *http.Request, via []*http.Request) error {
+	if req.URL.Scheme != "https" {
+		return fmt.Errorf("the gateway redirected to %s, which is not https; not following it with your token", req.URL.Redacted())
+	}
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	return nil
 }
 
 // redactURL hides a password in a URL that is about to be printed.

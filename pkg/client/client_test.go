@@ -1,6 +1,9 @@
 package client
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -39,5 +42,29 @@ func TestNewRefusesPlainHTTP(t *testing.T) {
 				t.Errorf("error %q shows the URL's password", err)
 			}
 		})
+	}
+}
+
+// TestRedirectToHTTPIsNotFollowed: a redirect from the gateway's https
+// URL to http on the same host would carry the token in the clear.
+func TestRedirectToHTTPIsNotFollowed(t *testing.T) {
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			t.Errorf("the token reached the plain-http server")
+		}
+	}))
+	defer plain.Close()
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL+r.URL.Path, http.StatusMovedPermanently)
+	}))
+	defer tlsSrv.Close()
+	c, err := New(Options{Gateway: tlsSrv.URL, Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.http.Transport = tlsSrv.Client().Transport
+	err = c.Do(context.Background(), http.MethodGet, "/v1/whoami", nil, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "not https") {
+		t.Errorf("got %v, want the redirect refused", err)
 	}
 }
