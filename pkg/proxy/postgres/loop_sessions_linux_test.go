@@ -166,23 +166,6 @@ func TestLoopEndReasonsMatch(t *testing.T) {
 	})
 }
 
-// waitReadyAfterLogin reads the login's answers up to ReadyForQuery.
-func waitReadyAfterLogin(t *testing.T, rc *rawClient) {
-	t.Helper()
-	for {
-		msg, err := rc.fe.Receive()
-		if err != nil {
-			t.Fatalf("login: %v", err)
-		}
-		switch m := msg.(type) {
-		case *pgproto3.ErrorResponse:
-			t.Fatalf("login: %s", m.Message)
-		case *pgproto3.ReadyForQuery:
-			return
-		}
-	}
-}
-
 // closeWrite half-closes c (TCP or TLS over TCP).
 func closeWrite(t *testing.T, c net.Conn) {
 	t.Helper()

@@ -137,3 +137,20 @@ func waitForBaseline(t *testing.T, fds, goroutines int) {
 	})
 	deadlineHit = false
 }
+
+// waitReadyAfterLogin reads the login's answers up to ReadyForQuery.
+func waitReadyAfterLogin(t *testing.T, rc *rawClient) {
+	t.Helper()
+	for {
+		msg, err := rc.fe.Receive()
+		if err != nil {
+			t.Fatalf("login: %v", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.ErrorResponse:
+			t.Fatalf("login: %s", m.Message)
+		case *pgproto3.ReadyForQuery:
+			return
+		}
+	}
+}
