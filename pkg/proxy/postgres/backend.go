@@ -210,7 +210,13 @@ func (s *session) revert(h *entry) {
 		return // nothing was recorded or removed
 	}
 	s.revertMu.Lock()
-	s.reverts = append(s.reverts, stmtRevert{name: h.name, failed: h.stmt, prev: h.prev, portal: h.closesPortal})
+	r := stmtRevert{name: h.name, failed: h.stmt, prev: h.prev, portal: h.closesPortal}
+	if r.name == "" && !r.portal {
+		// The unnamed statement is not put back: the gateway forgets it,
+		// and a Bind of it before another Parse is refused (fail closed).
+		r.prev = nil
+	}
+	s.reverts = append(s.reverts, r)
 	s.hasReverts.Store(true)
 	s.revertMu.Unlock()
 }

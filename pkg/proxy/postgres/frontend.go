@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -79,11 +80,7 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 	case 'S':
 		s.queue.push(entry{kind: entrySync, copyMaybe: s.copyMaybe})
 		s.segs++
-		for name, m := range s.closing {
-			if m.settled.Load() {
-				delete(s.closing, name)
-			}
-		}
+		s.sweepClosing()
 		return s.fe.forward(n)
 	case 'D':
 		// Tracked only so that an error answers the right message.
@@ -180,27 +177,30 @@ func (s *session) onParse(n int) error {
 	if !ok || len(rest) < 2 || len(rest) != 2+4*int(binary.BigEndian.Uint16(rest)) {
 		return errBadParse
 	}
-	info := s.stmts.stmt(name)
-	prev := info
-	if info != nil && len(name) == 0 && info.text == string(sql) {
-		// The same one-shot statement again: reuse the text, check again
-		// (a verdict may change, e.g. a grant expired). Whether or not
-		// this Parse takes effect, the target holds this text or nothing.
-		v, err := s.check(info.text)
-		if err != nil {
-			return err
-		}
-		info.verdict, info.seg, info.uncertain = v, s.segs, false
-	} else {
-		text := string(sql)
-		v, err := s.check(text)
-		if err != nil {
-			return err
-		}
-		info = &stmtInfo{text: text, verdict: v, seg: s.segs, uncertain: prev != nil}
-		if m := s.closing[string(name)]; prev == nil && m != nil && !m.settled.Load() {
-			info.uncertain = true // after a Close the target may still skip
-		}
+	if err := checkName(name); err != nil {
+		return err
+	}
+	// Reverts that arrived while the message did count.
+	if err := s.applyRevertsIfAny(); err != nil {
+		return err
+	}
+	prev := s.stmts.stmt(name)
+	text := string(sql)
+	if prev != nil && len(name) == 0 && prev.text == text {
+		text = prev.text // the same one-shot statement again: share its text
+	}
+	v, err := s.check(text)
+	if err != nil {
+		return err
+	}
+	// A new record each time, so that reverts can tell Parses apart. It is
+	// uncertain if the name may hold another statement on the target until
+	// this Parse is answered: one whose text differs, or that was allowed
+	// where this one is refused (a Bind of a refusal must not run it).
+	info := &stmtInfo{text: text, verdict: v, seg: s.segs,
+		uncertain: prev != nil && (prev.text != text || prev.verdict.Allow && !v.Allow)}
+	if m := s.closing[string(name)]; prev == nil && m != nil && !m.settled.Load() {
+		info.uncertain = true // after a Close the target may still skip
 	}
 	info.read = s.readNo()
 	s.stmts.setStmt(name, info)
@@ -208,12 +208,9 @@ func (s *session) onParse(n int) error {
 		return &refusedSessionError{code: codeProgramLimitExceeded,
 			msg: fmt.Sprintf("the session's prepared statements hold more than %d MiB of text; close some or reconnect", maxNamedBytes>>20)}
 	}
-	e := entry{kind: entryParse, settles: info}
-	if prev != info {
-		// If this Parse does not take effect, the name holds prev (or
-		// nothing) on the target.
-		e.name, e.stmt, e.prev = string(name), info, prev
-	}
+	// If this Parse does not take effect, the name holds prev (or nothing)
+	// on the target.
+	e := entry{kind: entryParse, settles: info, name: string(name), stmt: info, prev: prev}
 	if info.verdict.Allow {
 		s.queue.push(e)
 		return s.fe.write(msg)
@@ -239,14 +236,29 @@ func (s *session) onBind(n int) error {
 	if !ok {
 		return errBadBind
 	}
-	// Reverts queued while the message arrived, before the Parse they
-	// undo was marked settled, must count.
-	if s.hasReverts.Load() {
-		if err := s.applyReverts(); err != nil {
+	if err := checkName(portal); err != nil {
+		return err
+	}
+	if err := checkName(name); err != nil {
+		return err
+	}
+	// Take the record and whether its Parse is answered together: the
+	// target queues a revert before it marks the Parse answered, so
+	// reverts applied after reading settled include the Parse's own.
+	var info *stmtInfo
+	var settled bool
+	for {
+		info = s.stmts.stmt(name)
+		if info != nil {
+			settled = info.settled.Load()
+		}
+		if err := s.applyRevertsIfAny(); err != nil {
 			return err
 		}
+		if s.stmts.stmt(name) == info {
+			break
+		}
 	}
-	info := s.stmts.stmt(name)
 	if info == nil {
 		// Fail closed: a statement the gateway never saw parsed (one made
 		// by SQL PREPARE shares the namespace) has no text to check.
@@ -266,7 +278,7 @@ func (s *session) onBind(n int) error {
 			return &refusedSessionError{msg: v.Message + " (the policy changed since this statement was prepared; reconnect)"}
 		}
 	}
-	if info.uncertain && info.seg < s.segs && !info.settled.Load() {
+	if info.uncertain && info.seg < s.segs && !settled {
 		// Fail closed: whether the target took the Parse before an
 		// earlier Sync is not known yet, and if not, the name holds
 		// another statement there. A Bind in the Parse's own pipeline
@@ -293,6 +305,9 @@ func (s *session) onExecute(n int) error {
 	if !ok || len(rest) != 4 {
 		return errBadExecute
 	}
+	if err := checkName(portal); err != nil {
+		return err
+	}
 	e := entry{kind: entryExecute, portal: string(portal), start: time.Now()}
 	if info := s.stmts.portal(portal); info != nil {
 		e.text, e.verdict = info.text, info.verdict
@@ -315,14 +330,28 @@ func (s *session) onClose(n int) error {
 	if !ok {
 		return errBadClose
 	}
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := s.applyRevertsIfAny(); err != nil {
+		return err
+	}
 	// Remember what the Close removes: a Close the target skips (after an
-	// error earlier in the pipeline) leaves it in place there.
+	// error earlier in the pipeline) leaves it in place there. The unnamed
+	// statement is not put back: a Bind of it after a skipped Close is
+	// refused (fail closed).
 	e := entry{kind: entryClose, name: string(name)}
 	switch body[0] {
 	case 'S':
+		if len(name) == 0 {
+			break
+		}
 		e.prev = s.stmts.stmt(name)
 		if e.prev != nil {
 			m := &stmtInfo{seg: s.segs}
+			if len(s.closing) >= maxClosing {
+				s.sweepClosing()
+			}
 			if s.closing == nil {
 				s.closing = make(map[string]*stmtInfo)
 			}
@@ -399,6 +428,7 @@ func cutBytes(b []byte) (s, rest []byte, ok bool) {
 func (s *session) applyReverts() error {
 	s.revertMu.Lock()
 	s.pendingReverts = append(s.pendingReverts, s.reverts...)
+	clear(s.reverts) // let the texts go
 	s.reverts = s.reverts[:0]
 	s.hasReverts.Store(false)
 	s.revertMu.Unlock()
@@ -417,6 +447,10 @@ func (s *session) applyReverts() error {
 			}
 		}
 	}
+	// A revert of the unnamed statement that does not apply now never
+	// will: a later Parse of it replaced it, and that Parse's own revert
+	// (it takes effect or it is reverted too) settles the record.
+	rs = slices.DeleteFunc(rs, func(r stmtRevert) bool { return r.name == "" && !r.portal })
 	clear(rs[len(rs):cap(rs)])
 	s.pendingReverts = rs
 	if len(rs) > maxPendingReverts {
@@ -427,7 +461,43 @@ func (s *session) applyReverts() error {
 }
 
 // maxPendingReverts bounds the reverts a session keeps waiting.
-const maxPendingReverts = 1024
+const maxPendingReverts = 64
+
+// applyRevertsIfAny applies the reverts the target side queued, if any.
+func (s *session) applyRevertsIfAny() error {
+	if !s.hasReverts.Load() {
+		return nil
+	}
+	return s.applyReverts()
+}
+
+// maxName is the longest statement or portal name: PostgreSQL uses the
+// first NAMEDATALEN-1 bytes of a name, so two longer names could be one
+// statement on the target and two in the gateway's record.
+const maxName = 63
+
+var errLongName = &refusedSessionError{code: codeProgramLimitExceeded,
+	msg: fmt.Sprintf("prepared statement and portal names over %d bytes are not supported through the gateway (PostgreSQL shortens them)", maxName)}
+
+func checkName(name []byte) error {
+	if len(name) > maxName {
+		return errLongName
+	}
+	return nil
+}
+
+// maxClosing is how many Close marks make onClose sweep the answered ones
+// before a Sync does.
+const maxClosing = 256
+
+// sweepClosing forgets the marks of Closes the target answered.
+func (s *session) sweepClosing() {
+	for name, m := range s.closing {
+		if m.settled.Load() {
+			delete(s.closing, name)
+		}
+	}
+}
 
 // undo applies r if the name holds what r's Parse or Close left there.
 func (s *session) undo(r stmtRevert) bool {

@@ -252,13 +252,15 @@ func testPipelineErrorEvents(t *testing.T, plain bool) {
 		{"refused-parse-after-failed-bind", one(&P{Name: "c6", Query: "SELECT $1::int AS b6"}, &B{DestinationPortal: "p6", PreparedStatement: "c6", Parameters: [][]byte{[]byte("x")}},
 			&P{Name: "d6", Query: del}, &E{Portal: "p6"}, &S{}),
 			[]pev{{Pk, del, "", false, false}, {X, "SELECT $1::int AS b6", "22P02", false, true}}},
-		// An unnamed Parse the target discards after an earlier error leaves
-		// the previous unnamed statement in place, and Bind runs that one.
+		// An unnamed Parse the target discards after an earlier error: the
+		// gateway forgets the unnamed statement (a Bind of it now would be
+		// refused, TestBindOfUnnamedAfterSkippedParse), and the client's
+		// next Parse and Bind run as usual.
 		{"discarded-unnamed-parse", []step{
 			{msgs{&P{Query: "SELECT 'u-old'"}, &S{}}, "ready", 1},
 			{msgs{&P{Name: "bad", Query: "SELEC oops"}, &P{Query: "SELECT 'u-new'"}, &S{}}, "ready", 1},
-			{msgs{&B{}, &E{}, &S{}}, "ready", 1}},
-			[]pev{{X, "SELECT 'u-old'", "", true, true}}},
+			{msgs{&P{Query: "SELECT 'u-new'"}, &B{}, &E{}, &S{}}, "ready", 1}},
+			[]pev{{X, "SELECT 'u-new'", "", true, true}}},
 		// libpq's PQexecParams + PQputCopyEnd: Sync after Execute, then CopyDone and Sync again.
 		{"copy-libpq-style", []step{
 			{msgs{&P{Query: "COPY scratch FROM STDIN"}, &B{}, &D{ObjectType: 'P'}, &E{}, &S{}}, "copyin", 1},

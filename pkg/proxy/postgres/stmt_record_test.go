@@ -132,3 +132,26 @@ func TestPipelineOfOneShotQueries(t *testing.T) {
 		}
 	})
 }
+
+// TestBindOfUnnamedAfterSkippedParse: after the target skipped a Parse of
+// the unnamed statement, the gateway does not know which statement the
+// client means by it; a Bind before another Parse ends the session. (Before,
+// the gateway put the previous one back, and a re-Parse of the same text
+// with a changed verdict could leave it running a refused text.)
+func TestBindOfUnnamedAfterSkippedParse(t *testing.T) {
+	forTransports(t, func(t *testing.T, plain bool) {
+		c := &switchChecker{}
+		g := startGateway(t, gatewayOptions{plainClients: plain, checker: c})
+		p := &pipelineReader{rc: dialRaw(t, g, plain, encode(t, &P{Query: "SELECT 'old text' AS orders_refused_now"}, &S{}))}
+		p.readUntil(t, "ready", 1)
+		c.refuse.Store(true)
+		// The same text again, refused now, skipped after the error.
+		p.rc.conn.Write(encode(t, &P{Name: "e", Query: "SELECT 1/0"}, &B{PreparedStatement: "e"}, &E{},
+			&P{Query: "SELECT 'old text' AS orders_refused_now"}, &S{}))
+		p.readUntil(t, "ready", 1)
+		p.rc.conn.Write(encode(t, &B{}, &E{}, &S{}))
+		if got := firstRowOrError(t, p); got != "FATAL "+codeInsufficientPriv {
+			t.Errorf("Bind of the unnamed statement got %q, want the session refused", got)
+		}
+	})
+}

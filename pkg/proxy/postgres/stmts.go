@@ -34,7 +34,7 @@ type stmtTable struct {
 	named         map[string]*stmtInfo
 	unnamedPortal *stmtInfo
 	portals       map[string]*stmtInfo
-	// namedBytes is the text held for named statements, bounded by
+	// namedBytes is the names and text held for named statements, bounded by
 	// maxNamedBytes so one session cannot grow the gateway without limit.
 	namedBytes int
 }
@@ -61,10 +61,10 @@ func (t *stmtTable) setStmt(name []byte, info *stmtInfo) {
 		t.named = make(map[string]*stmtInfo)
 	}
 	if old := t.named[string(name)]; old != nil {
-		t.namedBytes -= len(old.text)
+		t.namedBytes -= len(name) + len(old.text)
 	}
 	t.named[string(name)] = info
-	t.namedBytes += len(info.text)
+	t.namedBytes += len(name) + len(info.text)
 }
 
 // full reports whether the named statements hold more text than allowed.
@@ -97,7 +97,7 @@ func (t *stmtTable) close(kind byte, name []byte) {
 		t.unnamed = nil
 	case kind == 'S':
 		if old := t.named[string(name)]; old != nil {
-			t.namedBytes -= len(old.text)
+			t.namedBytes -= len(name) + len(old.text)
 		}
 		delete(t.named, string(name))
 	case kind == 'P' && len(name) == 0:
