@@ -320,3 +320,26 @@ func waitFor(t *testing.T, done <-chan error, countSQL string) {
 	}
 	t.Fatalf("the query never showed up on the target (%s)", countSQL)
 }
+
+// TestSQLPrepareOverAProtocolStatement: with the real classifier, SQL
+// PREPARE of a name a protocol Parse created makes the gateway forget that
+// name, so a Bind of it ends the session rather than run the PREPAREd text
+// under the recorded one's check and audit.
+func TestSQLPrepareOverAProtocolStatement(t *testing.T) {
+	ctx := testCtx(t)
+	conn := connect(t, pgConfig(t, alice))
+	pc := conn.PgConn()
+	if _, err := pc.Prepare(ctx, "x", "SELECT 'recorded text'", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.Exec(ctx, "DEALLOCATE x; PREPARE x AS SELECT 'prepared by SQL'").Close(); err != nil {
+		t.Fatal(err)
+	}
+	res := pc.ExecPrepared(ctx, "x", nil, nil, nil).Read()
+	if res.Err == nil {
+		t.Fatalf("Bind of x ran and returned %q; want the session refused", res.Rows)
+	}
+	if pe := pgErrorOf(t, res.Err); pe.Code != "42501" || pe.Severity != "FATAL" {
+		t.Errorf("got %s %s %q, want FATAL 42501", pe.Severity, pe.Code, pe.Message)
+	}
+}

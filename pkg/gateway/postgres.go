@@ -271,6 +271,9 @@ func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) (pgpro
 	out := pgproxy.Verdict{Tag: strings.Join(tags, ";"), Rule: v.Rule}
 	for _, st := range res.Statements {
 		out.CopyIn = out.CopyIn || st.CopyFromStdin
+		if st.Tag == "PREPARE" && st.Prepared != "" {
+			out.Prepares = append(out.Prepares, st.Prepared)
+		}
 	}
 	switch v.Decision {
 	case policy.Allow:

@@ -100,6 +100,11 @@ type Verdict struct {
 	// the target ignores Syncs: without it, a client's Sync sent during
 	// the copy would put the gateway one answer behind the target.
 	CopyIn bool
+	// Prepares names the prepared statements that SQL PREPARE in the text
+	// creates. They share the namespace of the protocol's Parse, so the
+	// relay forgets its own record of those names: a later Bind of one
+	// would run the PREPAREd text, not the one it recorded.
+	Prepares []string
 }
 
 // Observer receives a session's audit events. Its methods are called on the

@@ -80,6 +80,7 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 	case 'S':
 		s.queue.push(entry{kind: entrySync, copyMaybe: s.copyMaybe})
 		s.segs++
+		clear(s.skippedNow)
 		s.sweepClosing()
 		return s.fe.forward(n)
 	case 'D':
@@ -156,6 +157,7 @@ func (s *session) onQuery(n int) error {
 	s.queue.push(entry{kind: entryQuery, text: text, verdict: v, start: time.Now()})
 	if v.Allow {
 		s.copyIn, s.copyInQuery = v.CopyIn, v.CopyIn
+		s.forgetPrepared(v)
 		return s.fe.write(msg)
 	}
 	// Fail closed: the refused text never reaches the target; the target
@@ -212,6 +214,7 @@ func (s *session) onParse(n int) error {
 	// on the target.
 	e := entry{kind: entryParse, settles: info, name: string(name), stmt: info, prev: prev}
 	if info.verdict.Allow {
+		s.forgetPrepared(info.verdict)
 		s.queue.push(e)
 		return s.fe.write(msg)
 	}
@@ -258,6 +261,14 @@ func (s *session) onBind(n int) error {
 		if s.stmts.stmt(name) == info {
 			break
 		}
+	}
+	if s.skippedNow[string(name)] {
+		// A Parse of this name failed earlier in this pipeline step, so
+		// the target skips everything up to the Sync, this Bind included:
+		// pass it on unchanged, for the target to skip.
+		s.stmts.close('P', portal)
+		s.queue.push(entry{kind: entryBind, portal: string(portal)})
+		return s.fe.write(msg)
 	}
 	if info == nil {
 		// Fail closed: a statement the gateway never saw parsed (one made
@@ -463,6 +474,15 @@ func (s *session) applyReverts() error {
 // maxPendingReverts bounds the reverts a session keeps waiting.
 const maxPendingReverts = 64
 
+// forgetPrepared drops the gateway's record of the statements that SQL
+// PREPARE in v's text creates (see Verdict.Prepares): a Bind of one of
+// those names is then refused, as the gateway never saw its text parsed.
+func (s *session) forgetPrepared(v Verdict) {
+	for _, name := range v.Prepares {
+		s.stmts.close('S', []byte(name))
+	}
+}
+
 // applyRevertsIfAny applies the reverts the target side queued, if any.
 func (s *session) applyRevertsIfAny() error {
 	if !s.hasReverts.Load() {
@@ -518,6 +538,14 @@ func (s *session) undo(r stmtRevert) bool {
 		s.stmts.close('S', name)
 	default:
 		s.stmts.setStmt(name, r.prev)
+	}
+	if r.failed != nil && r.failed.seg == s.segs {
+		// The client is still in the pipeline step of the Parse that
+		// failed: the target skips the rest of it (see onBind).
+		if s.skippedNow == nil {
+			s.skippedNow = make(map[string]bool)
+		}
+		s.skippedNow[r.name] = true
 	}
 	return true
 }

@@ -110,6 +110,9 @@ func (testChecker) Check(_ context.Context, sql string) Verdict {
 		return Verdict{Message: "fast-path function calls are not allowed", Tag: "FUNCTION CALL", Rule: "no-fastpath"}
 	case strings.Contains(s, "COPY") && strings.Contains(s, "FROM STDIN"):
 		return Verdict{Allow: true, Tag: "COPY", CopyIn: true}
+	case strings.Contains(s, "PREPARE "):
+		name, _, _ := strings.Cut(strings.TrimSpace(s[strings.Index(s, "PREPARE ")+len("PREPARE "):]), " ")
+		return Verdict{Allow: true, Tag: "PREPARE", Prepares: []string{strings.ToLower(name)}}
 	}
 	return Verdict{Allow: true, Tag: "OTHER"}
 }

@@ -55,8 +55,11 @@ type session struct {
 	// (see stmtInfo.uncertain).
 	segs    uint64
 	closing map[string]*stmtInfo
-	// pendingReverts are reverts applyReverts could not apply yet.
+	// pendingReverts are reverts applyReverts could not apply yet;
+	// skippedNow names the statements whose Parse failed in the client's
+	// current pipeline step.
 	pendingReverts []stmtRevert
+	skippedNow     map[string]bool
 	scratch        []byte
 	lastQuery      string
 	statements     int64

@@ -155,3 +155,21 @@ func TestBindOfUnnamedAfterSkippedParse(t *testing.T) {
 		}
 	})
 }
+
+// TestSQLPrepareReplacesARecordedName: SQL PREPARE shares the namespace of
+// the protocol's Parse. After DEALLOCATE x; PREPARE x AS …, a Bind of x
+// would run the PREPAREd text while the gateway re-checked, and audited,
+// the one it recorded from the Parse; it forgets x instead, and the Bind
+// ends the session.
+func TestSQLPrepareReplacesARecordedName(t *testing.T) {
+	forTransports(t, func(t *testing.T, plain bool) {
+		g := startGateway(t, gatewayOptions{plainClients: plain})
+		p := &pipelineReader{rc: dialRaw(t, g, plain, encode(t, &P{Name: "x", Query: "SELECT 'recorded text'"}, &S{}))}
+		p.readUntil(t, "ready", 1)
+		p.rc.conn.Write(encode(t, &pgproto3.Query{String: "DEALLOCATE x; PREPARE x AS SELECT 'prepared by SQL'"}))
+		p.readUntil(t, "ready", 1)
+		if got := bindX(t, p); got != "FATAL "+codeInsufficientPriv {
+			t.Errorf("Bind of x got %q, want the session refused", got)
+		}
+	})
+}
