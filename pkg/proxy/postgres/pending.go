@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -79,12 +78,8 @@ type entry struct {
 // swaps the whole slice out and works on its own copy without locking, so
 // the steady state allocates nothing.
 type pendingQueue struct {
-	mu     sync.Mutex
-	in     []entry
-	pushed int64 // entries ever pushed
-
-	// popped counts the entries the consumer removed, for outstanding.
-	popped atomic.Int64
+	mu sync.Mutex
+	in []entry
 
 	// Owned by the consumer.
 	local []entry
@@ -94,18 +89,7 @@ type pendingQueue struct {
 func (q *pendingQueue) push(e entry) {
 	q.mu.Lock()
 	q.in = append(q.in, e)
-	q.pushed++
 	q.mu.Unlock()
-}
-
-// outstanding reports whether a request sent to the target is not fully
-// answered yet. Either side may call it; the answer may be stale by the
-// time it returns.
-func (q *pendingQueue) outstanding() bool {
-	q.mu.Lock()
-	pushed := q.pushed
-	q.mu.Unlock()
-	return pushed > q.popped.Load()
 }
 
 // head returns the oldest unfinished entry, or nil. Consumer only.
@@ -126,7 +110,6 @@ func (q *pendingQueue) pop() {
 	}
 	q.local[q.next] = entry{}
 	q.next++
-	q.popped.Add(1)
 }
 
 func (q *pendingQueue) refill() {

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -142,32 +141,8 @@ func (ss *session) clientLoop(err error) {
 	case errors.As(err, &we):
 		ss.end(reasonTargetLost, ss.targetLost())
 	default:
-		ss.cancelOutstanding()
 		ss.end(reasonClientGone, nil)
 	}
-}
-
-// cancelTimeout bounds cancelOutstanding.
-const cancelTimeout = 5 * time.Second
-
-// cancelOutstanding cancels, on the target, a request the client sent and
-// will never read the answer of, because it went away. (A session closed
-// for a bad message lets the requests before it finish, as PostgreSQL
-// would.) Closing the target connection alone would not stop
-// it: PostgreSQL notices a vanished client only when it next writes to it
-// (or with client_connection_check_interval), so a long statement would
-// run on, and commit, for nobody.
-func (ss *session) cancelOutstanding() {
-	if !ss.queue.outstanding() {
-		return
-	}
-	ctx, stop := context.WithTimeout(ss.ctx, cancelTimeout)
-	defer stop()
-	if err := ss.up.cancel(ctx); err != nil {
-		ss.log.Warn("cancel the unfinished request of a client that is gone", "err", err)
-		return
-	}
-	ss.log.Info("cancelled the unfinished request of a client that is gone")
 }
 
 // targetLoop forwards target messages to the client until the target

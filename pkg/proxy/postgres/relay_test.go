@@ -313,8 +313,6 @@ func testClientDisconnectMidQuery(t *testing.T, plain bool) {
 	if stats.Reason != reasonClientGone {
 		t.Errorf("got end reason %q, want %q", stats.Reason, reasonClientGone)
 	}
-	// The gateway cancels it: PostgreSQL alone would notice the closed
-	// connection only when it next writes to it, here in ten minutes.
 	waitFor(t, "the target to end the query", func() bool { return running(admin, mark) == 0 })
 	var events []StatementEvent
 	for _, e := range g.rec.statements() {
@@ -322,11 +320,8 @@ func testClientDisconnectMidQuery(t *testing.T, plain bool) {
 			events = append(events, e)
 		}
 	}
-	// The session may end before or after the target's answer to the
-	// cancel: the event then says the statement did not complete, or that
-	// it was cancelled.
-	if len(events) != 1 || (events[0].Executed && events[0].ErrorCode != "57014") {
-		t.Errorf("got pg_sleep events %+v, want one, unfinished or cancelled (57014)", events)
+	if len(events) != 1 || events[0].Executed {
+		t.Errorf("got pg_sleep events %+v, want one that did not complete", events)
 	}
 }
 
@@ -476,8 +471,7 @@ func testOversizedMessageAfterAQuery(t *testing.T, plain bool) {
 	g := startGateway(t, gatewayOptions{plainClients: plain, maxMessage: 64 << 10})
 	admin := adminConn(t)
 	marker := fmt.Sprintf("before-oversized-%t-%d", plain, time.Now().UnixNano())
-	// Slow, so that it is still running when the session is closed.
-	extra := encode(t, &pgproto3.Query{String: "INSERT INTO scratch SELECT 9003, '" + marker + "' FROM pg_sleep(0.3)"})
+	extra := encode(t, &pgproto3.Query{String: "INSERT INTO scratch VALUES (9003, '" + marker + "')"})
 	extra = append(extra, 'Q', 0, 0x10, 0, 0) // 1 MiB announced; the body never comes
 	rc := dialRaw(t, g, plain, extra)
 	events, _ := rc.readEvents(2)
