@@ -113,29 +113,8 @@ func TestRecordBindSettledAfterRevertCheck(t *testing.T) {
 	p.rc.conn.Write(encode(t, &P{Name: "x", Query: "SELECT 'new' AS slow_check"}, &S{}))
 	time.Sleep(50 * time.Millisecond)
 	p.rc.conn.Write(encode(t, &B{PreparedStatement: "x"}, &E{}, &S{}))
-	if got := firstRowOrFatal(t, p); got != "FATAL "+codeInsufficientPriv {
+	if got := firstAnswer(t, p, true); got != "FATAL "+codeInsufficientPriv {
 		t.Errorf("Bind of x got %q, want the session refused; executes %v", got, recExecutes(g))
-	}
-}
-
-// firstRowOrFatal reads up to the first row or FATAL error, skipping the
-// ordinary errors of the requests before it.
-func firstRowOrFatal(t *testing.T, p *pipelineReader) string {
-	t.Helper()
-	p.rc.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		m, err := p.rc.fe.Receive()
-		if err != nil {
-			return "end: " + err.Error()
-		}
-		switch m := m.(type) {
-		case *pgproto3.DataRow:
-			return "row " + string(m.Values[0])
-		case *pgproto3.ErrorResponse:
-			if m.Severity == "FATAL" {
-				return "FATAL " + m.Code
-			}
-		}
 	}
 }
 
@@ -155,7 +134,7 @@ func TestRecordSplitParseAfterSkippedClose(t *testing.T) {
 		p.rc.conn.Write(parse[:5])
 		time.Sleep(300 * time.Millisecond)
 		p.rc.conn.Write(append(parse[5:], encode(t, &S{}, &B{PreparedStatement: "x"}, &E{}, &S{})...))
-		if got := firstRowOrFatal(t, p); got != "FATAL "+codeInsufficientPriv {
+		if got := firstAnswer(t, p, true); got != "FATAL "+codeInsufficientPriv {
 			t.Errorf("Bind of x got %q, want the session refused; executes %v", got, recExecutes(g))
 		}
 	})

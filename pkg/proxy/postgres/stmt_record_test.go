@@ -21,7 +21,12 @@ func bindX(t *testing.T, p *pipelineReader) string {
 	return firstRowOrError(t, p)
 }
 
-func firstRowOrError(t *testing.T, p *pipelineReader) string {
+func firstRowOrError(t *testing.T, p *pipelineReader) string { return firstAnswer(t, p, false) }
+
+// firstAnswer reads up to the first row ("row V") or error ("SEVERITY
+// CODE"); with onlyFatal it skips the ordinary errors of the requests
+// before it.
+func firstAnswer(t *testing.T, p *pipelineReader, onlyFatal bool) string {
 	t.Helper()
 	p.rc.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
@@ -33,7 +38,9 @@ func firstRowOrError(t *testing.T, p *pipelineReader) string {
 		case *pgproto3.DataRow:
 			return "row " + string(m.Values[0])
 		case *pgproto3.ErrorResponse:
-			return m.Severity + " " + m.Code
+			if !onlyFatal || m.Severity == "FATAL" {
+				return m.Severity + " " + m.Code
+			}
 		}
 	}
 }
