@@ -248,10 +248,14 @@ func (b *blockingStore) Append(ctx context.Context, events []audit.Event) error 
 	}
 	select {
 	case <-b.release:
-		return b.memStore.Append(ctx, events)
 	case <-ctx.Done():
-		return ctx.Err()
 	}
+	// A store that sees its context ended fails the write, even when
+	// release came too: select picks at random among ready cases.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.memStore.Append(ctx, events)
 }
 
 func TestLogReplacesInvalidUTF8(t *testing.T) {
