@@ -42,8 +42,10 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) vet ./pkg/proxy/postgres/
 	CGO_ENABLED=0 GOOS=darwin GOARCH=arm64 $(GO) vet ./pkg/proxy/postgres/
 
-demo: deps
-	$(GO) run ./cmd/gatectl demo
+# demo runs the built binary, so that the walkthrough's `gatectl` commands
+# can run the same one (it prints the PATH to set when they would not).
+demo: deps build
+	./$(BIN) demo
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./pkg/proxy/postgres/ ./pkg/sqlclass/ ./pkg/audit/ ./pkg/store/sqlite/

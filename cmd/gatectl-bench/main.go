@@ -124,9 +124,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 
 Measures the gateway against a direct connection and pgbouncer in one run:
 pgbench select-by-primary-key (-S -M extended) TPS and a streamed result
-(rows/s), in interleaved rounds, then prints the medians, the ratios and
-whether the run met the targets (gateway TPS >= pgbouncer's, stream >= 0.8x
-direct). Needs PostgreSQL, pgbench and psql; pgbouncer is optional.
+(rows/s), in interleaved rounds, then prints the medians, the ratios, each
+proxy's CPU time per transaction (user and kernel), and whether the run met
+the targets (gateway TPS >= pgbouncer's, stream >= 0.8x direct). Needs
+PostgreSQL, pgbench and psql; pgbouncer is optional. make bench runs it with
+$BENCH_FLAGS.
 
 Example:
   $ go run ./cmd/gatectl-bench -duration 2s -rounds 2

@@ -77,7 +77,8 @@ tamper-evident audit log.
 
 ` + cmdutil.ExitCodesHelp(),
 		Example: `  $ gatectl gateway --dev
-  $ export GATECTL_CA=.gatectl/ca.pem GATECTL_TOKEN=$(gatectl dev token --sub alice --group dba)
+  $ export GATECTL_CA=.gatectl/ca.pem
+  $ export GATECTL_TOKEN=$(gatectl dev token --sub alice --group dba)
   $ gatectl whoami
   $ gatectl policy check ./policy`,
 		SilenceUsage:  true,
@@ -94,7 +95,7 @@ tamper-evident audit log.
 	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&f.GatewayURL, "gateway", "", "gateway API URL (env GATECTL_GATEWAY; default "+cmdutil.DefaultGateway+")")
-	pf.StringVar(&f.TokenFile, "token-file", "", "file holding the caller's OIDC token (env GATECTL_TOKEN holds a token itself)")
+	pf.StringVar(&f.TokenFile, "token-file", "", "file holding the caller's OIDC token; wins over env GATECTL_TOKEN, which holds a token itself")
 	pf.StringVarP(&f.Output, "output", "o", "", "output format: table, json, csv or tsv (default: table on a terminal, tsv otherwise)")
 	var noColor bool
 	pf.BoolVar(&noColor, "no-color", false, "disable colour (also NO_COLOR)")

@@ -149,6 +149,10 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	resp, err := c.http.Do(req)
 	if err != nil {
 		// The URL error names the gateway, never the token.
+		var unknownCA x509.UnknownAuthorityError
+		if errors.As(err, &unknownCA) {
+			return nil, fmt.Errorf("%w: %v; the gateway's certificate is not signed by a CA this machine trusts: set GATECTL_CA to the gateway's CA file (a --dev gateway writes DATA/ca.pem)", ErrUnreachable, err)
+		}
 		return nil, fmt.Errorf("%w: %v; is `gatectl gateway` running at %s? (set --gateway or GATECTL_GATEWAY)", ErrUnreachable, err, c.base.Redacted())
 	}
 	if resp.StatusCode/100 == 2 {

@@ -68,3 +68,18 @@ func TestRedirectToHTTPIsNotFollowed(t *testing.T) {
 		t.Errorf("got %v, want the redirect refused", err)
 	}
 }
+
+// TestUntrustedCertificateSaysSetGATECTL_CA: a running gateway whose CA is
+// not trusted must not be reported as one that may not be running.
+func TestUntrustedCertificateSaysSetGATECTL_CA(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	c, err := New(Options{Gateway: srv.URL, Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Do(context.Background(), http.MethodGet, "/v1/whoami", nil, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "set GATECTL_CA") || strings.Contains(err.Error(), "running") {
+		t.Errorf("got %v, want an error telling to set GATECTL_CA", err)
+	}
+}

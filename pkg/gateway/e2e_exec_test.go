@@ -220,3 +220,14 @@ func TestExecShowsNotices(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 }
+
+// TestExecGatewayMisconfigurationIsNotARefusal: a credential the gateway
+// cannot load is for an admin to fix, not a policy decision, so exec exits
+// 1, not 3, and the message says where to look.
+func TestExecGatewayMisconfigurationIsNotARefusal(t *testing.T) {
+	t.Setenv("ORDERS_RO_PASSWORD", "")
+	code, _, errOut := gatectlAs(t, testCtx(t), etl, "", "exec", "orders", "-c", "SELECT 1")
+	if code != 1 || !strings.Contains(errOut, "cannot use its credential") || strings.Contains(errOut, "refused by the gatectl gateway") {
+		t.Errorf("exit %d, stderr %q; want exit 1 saying the gateway cannot use its credential", code, errOut)
+	}
+}

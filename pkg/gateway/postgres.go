@@ -99,6 +99,11 @@ func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pg
 		g.record(audit.Event{Action: "session.refuse", Decision: "deny", Principal: pr.String(), Target: req.Database, Reason: msg, PolicyCommit: pol.Commit, Detail: detail})
 		return nil, &pgproxy.AccessError{Msg: msg}
 	}
+	// unavailable is for what an admin must fix, not a policy decision.
+	unavailable := func(msg string) (*pgproxy.Session, error) {
+		g.record(audit.Event{Action: "session.refuse", Decision: "error", Principal: pr.String(), Target: req.Database, Reason: msg, PolicyCommit: pol.Commit, Detail: detail})
+		return nil, &pgproxy.UnavailableError{Msg: msg}
+	}
 	grant, err := pol.Grant(pr, req.Database, time.Now())
 	if err != nil {
 		return refuse(err.Error())
@@ -109,17 +114,17 @@ func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pg
 	}
 	cred, ok := t.Credentials[grant.Access]
 	if !ok {
-		return refuse(fmt.Sprintf("target %q has no credential for %s access; an admin must add [credentials.%s] to targets/%s.toml", t.Name, grant.Access, grant.Access, t.Name))
+		return unavailable(fmt.Sprintf("target %q has no credential for %s access; an admin must add [credentials.%s] to targets/%s.toml", t.Name, grant.Access, grant.Access, t.Name))
 	}
 	password, err := resolveSecret(cred.Password)
 	if err != nil {
 		g.log.Error("cannot resolve a target credential", "target", t.Name, "access", grant.Access.String(), "err", err)
-		return refuse(fmt.Sprintf("the gateway cannot use its credential for target %q; an admin must check the gateway's secrets (see the gateway log)", t.Name))
+		return unavailable(fmt.Sprintf("the gateway cannot use its credential for target %q; an admin must check the gateway's secrets (see the gateway log)", t.Name))
 	}
 	roots, err := targetRoots(t)
 	if err != nil {
 		g.log.Error("cannot load a target's CA certificates", "target", t.Name, "err", err)
-		return refuse(fmt.Sprintf("the gateway cannot read the CA certificates for target %q (tls_ca); an admin must check the file (see the gateway log)", t.Name))
+		return unavailable(fmt.Sprintf("the gateway cannot read the CA certificates for target %q (tls_ca); an admin must check the file (see the gateway log)", t.Name))
 	}
 	database := t.Database
 	if database == "" {

@@ -1,6 +1,8 @@
 package cmdutil
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -89,14 +91,21 @@ func TestTokenOrder(t *testing.T) {
 	if err := writeFile(file, "from-file\n"); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{}
+	env := map[string]string{"GATECTL_TOKEN": "from-env"}
 	f := &Factory{IO: Test(nil, nil, nil), Getenv: func(k string) string { return env[k] }, TokenFile: file}
 	if got, err := f.Token(); err != nil || got != "from-file" {
-		t.Errorf("token from --token-file: got %q, %v; want from-file", got, err)
+		t.Errorf("--token-file must win over GATECTL_TOKEN: got %q, %v; want from-file", got, err)
 	}
-	env["GATECTL_TOKEN"] = "from-env"
+	f.TokenFile = ""
 	if got, _ := f.Token(); got != "from-env" {
-		t.Errorf("GATECTL_TOKEN must win over --token-file: got %q", got)
+		t.Errorf("without --token-file: got %q, want GATECTL_TOKEN's from-env", got)
+	}
+	// A file named on the command line that cannot be read is an error,
+	// never a fall-back to GATECTL_TOKEN's identity.
+	f.TokenFile = dir + "/missing"
+	var fe *AuthError
+	if got, err := f.Token(); !errors.As(err, &fe) {
+		t.Errorf("unreadable --token-file with GATECTL_TOKEN set: got %q, %v; want an AuthError", got, err)
 	}
 	f = &Factory{IO: Test(nil, nil, nil), Getenv: func(string) string { return "" }}
 	var ae *AuthError
@@ -106,3 +115,10 @@ func TestTokenOrder(t *testing.T) {
 }
 
 func writeFile(p, s string) error { return os.WriteFile(p, []byte(s), 0o600) }
+
+func TestPGErrorUntrustedCA(t *testing.T) {
+	err := PGError(fmt.Errorf("connect: %w", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}))
+	if err == nil || !strings.Contains(err.Error(), "set GATECTL_CA") || ExitCode(err) != 1 {
+		t.Errorf("got %v (exit %d), want exit 1 telling to set GATECTL_CA", err, ExitCode(err))
+	}
+}

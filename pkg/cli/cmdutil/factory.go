@@ -38,11 +38,11 @@ func (f *Factory) Gateway() string {
 	return DefaultGateway
 }
 
-// Token finds the caller's token: GATECTL_TOKEN, then --token-file.
+// Token finds the caller's token: --token-file when it is given, then
+// GATECTL_TOKEN. A flag on the command line is what the caller asked for
+// just now, so it wins, and a file it names that cannot be read is an
+// error rather than a silent fall-back to another identity.
 func (f *Factory) Token() (string, error) {
-	if t := strings.TrimSpace(f.Getenv("GATECTL_TOKEN")); t != "" {
-		return t, nil
-	}
 	if f.TokenFile != "" {
 		b, err := os.ReadFile(f.TokenFile)
 		if err != nil {
@@ -52,6 +52,9 @@ func (f *Factory) Token() (string, error) {
 			return t, nil
 		}
 		return "", &AuthError{Msg: "--token-file " + f.TokenFile + " is empty"}
+	}
+	if t := strings.TrimSpace(f.Getenv("GATECTL_TOKEN")); t != "" {
+		return t, nil
 	}
 	return "", &AuthError{Msg: "no token: set GATECTL_TOKEN or pass --token-file (on a --dev gateway: export GATECTL_TOKEN=$(gatectl dev token --sub you))"}
 }

@@ -2,6 +2,7 @@ package cmdutil
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -100,6 +101,10 @@ func (g *GatewayPG) Config(target, application, reason string) (*pgconn.Config, 
 func PGError(err error) error {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
+		var unknownCA x509.UnknownAuthorityError
+		if errors.As(err, &unknownCA) {
+			return fmt.Errorf("%w\nhint: the gateway's certificate is not signed by a CA this machine trusts: set GATECTL_CA to the gateway's CA file (a --dev gateway writes DATA/ca.pem)", err)
+		}
 		return err
 	}
 	msg := pe.Message

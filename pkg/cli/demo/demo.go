@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"text/template"
@@ -63,19 +66,61 @@ func run(cmd *cobra.Command, opts *Options) error {
 		return fmt.Errorf("demo: %w", err)
 	}
 	host, port, _ := net.SplitHostPort(env.Ready.Postgres)
-	err = walkthrough.Execute(opts.IO.ErrOut, map[string]string{
-		"API": env.Ready.API, "CA": env.Ready.CAFile, "PGHost": host, "PGPort": port,
-		"Upstream": env.PG.Addr(), "Policy": env.PolicyDir,
+	err = walkthrough.Execute(opts.IO.ErrOut, walkthroughData{
+		API: env.Ready.API, CA: env.Ready.CAFile, PGHost: host, PGPort: port,
+		Upstream: env.PG.Addr(), Policy: env.PolicyDir, Path: pathNeeded(), Keep: opts.Dir != "",
 	})
 	if err != nil {
 		env.Stop()
 		return err
 	}
 	<-ctx.Done()
-	fmt.Fprintln(opts.IO.ErrOut, "\nstopping the gateway and PostgreSQL, removing the demo files…")
+	if opts.Dir != "" {
+		fmt.Fprintf(opts.IO.ErrOut, "\nstopping the gateway and PostgreSQL; the demo files stay in %s\n", opts.Dir)
+	} else {
+		fmt.Fprintln(opts.IO.ErrOut, "\nstopping the gateway and PostgreSQL, removing the demo files…")
+	}
 	return env.Stop()
 }
 
+// walkthroughData fills the walkthrough.
+type walkthroughData struct {
+	API, CA, PGHost, PGPort, Upstream, Policy string
+	// Path, when not empty, is the directory of this gatectl binary, which
+	// the commands need on PATH because no gatectl on PATH is this one
+	// (`make demo` runs bin/gatectl).
+	Path string
+	// Keep is set when the demo files stay after Ctrl-C (--dir).
+	Keep bool
+}
+
+// pathNeeded returns the directory to put on PATH so that "gatectl" in
+// the walkthrough runs this binary, or "" when it already does.
+func pathNeeded() string {
+	self, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	if found, err := exec.LookPath("gatectl"); err == nil {
+		a, errA := os.Stat(self)
+		b, errB := os.Stat(found)
+		if errA == nil && errB == nil && os.SameFile(a, b) {
+			return ""
+		}
+	}
+	return shellQuote(filepath.Dir(self))
+}
+
+// shellQuote quotes s for a POSIX shell when it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+,:@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// The commands between "Try this" and "Press Ctrl-C" are README.md's quick
+// tour too; TestREADMEShowsTheWalkthrough keeps the two the same.
 var walkthrough = template.Must(template.New("").Parse(strings.TrimLeft(`
 gatectl demo is running
   gateway API        {{.API}}
@@ -83,7 +128,9 @@ gatectl demo is running
   policy repository  {{.Policy}}   (edit, commit, and the gateway follows)
 
 Try this in another terminal:
-
+{{if .Path}}
+  export PATH={{.Path}}:"$PATH"    # this gatectl
+{{end}}
   export GATECTL_GATEWAY={{.API}} GATECTL_CA={{.CA}}
 
   # alice is a DBA: group dba has a write grant on "orders"
@@ -97,6 +144,8 @@ Try this in another terminal:
   # or let gatectl do that
   gatectl exec orders -c "SELECT id, name, email FROM customers LIMIT 5"
   gatectl exec orders -c "DROP TABLE orders"                        # refused by rule no-drop: exit 3
+  gatectl exec orders -c "COPY orders TO STDOUT WITH (FORMAT csv)" > orders.csv
+  gatectl connect orders -- psql                                   # a local listener only this psql can use
 
   # the etl service account has a read grant
   GATECTL_TOKEN=$(gatectl dev token --sub etl) gatectl exec orders -c "SELECT count(*) FROM orders"
@@ -107,5 +156,5 @@ Try this in another terminal:
   gatectl audit tail
   gatectl audit verify
 
-Press Ctrl-C to stop and remove everything.
+Press Ctrl-C to stop{{if not .Keep}} and remove everything{{end}}.
 `, "\n")))

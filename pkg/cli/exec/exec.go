@@ -38,8 +38,8 @@ target exits 1 with its SQLSTATE.
 
 Results stream to stdout as they arrive, in the --output format:
   table  aligned columns (the default on a terminal)
-  tsv    tab-separated, in PostgreSQL's COPY text form: \t, \n, \r and \\
-         escaped, NULL as \N (the default otherwise)
+  tsv    a header line, then rows in PostgreSQL's COPY text form: \t, \n,
+         \r and \\ escaped, NULL as \N (the default otherwise)
   csv    RFC 4180, with a header line; NULL is an empty field
   json   an array with one object per statement: its columns, its rows as
          objects keyed by column (a repeated name gets a _2, _3… suffix),
@@ -61,7 +61,7 @@ Ctrl-C cancels the running statement on the target.`,
   $ gatectl exec orders --reason "INC-42: refund" -c "SELECT * FROM orders WHERE id = 7"
   $ gatectl exec orders -c "SELECT count(*) FROM customers" --output json
   $ gatectl exec orders -c "COPY orders TO STDOUT WITH (FORMAT csv)" > orders.csv
-  $ gatectl exec orders -c "COPY staging FROM STDIN WITH (FORMAT csv)" < rows.csv`,
+  $ printf 'Ada,ada@example.com\n' | gatectl exec orders -c "COPY customers (name, email) FROM STDIN WITH (FORMAT csv)"`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return cmdutil.Usagef("exec takes one target, e.g. gatectl exec orders -c \"SELECT 1\"")

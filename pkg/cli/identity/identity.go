@@ -115,7 +115,7 @@ func NewTokenCmd(f *cmdutil.Factory) *cobra.Command {
 	return &cobra.Command{
 		Use:     "token",
 		Short:   "Print the current token",
-		Long:    "Print the token gatectl would send: from GATECTL_TOKEN, then --token-file.",
+		Long:    "Print the token gatectl would send: from --token-file when given, else GATECTL_TOKEN.",
 		Example: `  $ PGPASSWORD=$(gatectl token) psql "host=127.0.0.1 port=15432 dbname=orders sslmode=require"`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -9,9 +9,10 @@ import (
 
 // Authenticator turns a client's startup into a session plan. It is called
 // only after TLS (or plaintext the Server allows) and the client's password
-// message, and before anything is dialed upstream. A returned *AuthError or
-// *AccessError is shown to the client with its message; any other error is
-// shown as a generic gateway failure and logged.
+// message, and before anything is dialed upstream. A returned *AuthError,
+// *AccessError or *UnavailableError is shown to the client with its
+// message; any other error is shown as a generic gateway failure and
+// logged.
 type Authenticator interface {
 	Authenticate(ctx context.Context, req AuthRequest) (*Session, error)
 }
@@ -210,7 +211,16 @@ func (e *AuthError) Error() string { return e.Msg }
 // that would defeat the checks. The target's own permission errors share
 // the SQLSTATE but not the hint, so a client such as `gatectl exec` can tell
 // a refusal by policy from a refusal by the target.
-const RefusalHint = "refused by the gatectl gateway, not by the target; gatectl policy explain shows the grant and rules that apply"
+const RefusalHint = "refused by the gatectl gateway, not by the target; `gatectl targets` lists your grants, and the policy repository holds the rules"
+
+// UnavailableError says that the gateway cannot serve the target it was
+// asked for through no fault of the client: a credential or CA file it
+// cannot load, a target without a credential for the grant's level. It is
+// sent as FATAL SQLSTATE 08004 with Msg and no RefusalHint, so clients do
+// not report it as a policy decision. Msg must not contain a secret.
+type UnavailableError struct{ Msg string }
+
+func (e *UnavailableError) Error() string { return e.Msg }
 
 // AccessError is an authorization failure (no grant for the target, inactive
 // grant). It is sent to the client as FATAL SQLSTATE 42501 with Msg.

@@ -242,12 +242,15 @@ func (s *Server) startSession(t *tracked, n negotiated, r *bufio.Reader, w *bufi
 func authFailure(err error, log *slog.Logger) *clientError {
 	var ae *AuthError
 	var xe *AccessError
+	var ue *UnavailableError
 	switch {
 	case errors.As(err, &ae):
 		return &clientError{Code: codeInvalidPassword, Msg: ae.Msg,
 			Hint: "send a valid OIDC token as the password (gatectl token)"}
 	case errors.As(err, &xe):
 		return refusal(xe.Msg)
+	case errors.As(err, &ue):
+		return fatal(codeConnectionRejected, ue.Msg)
 	}
 	log.Warn("authentication failed", "err", err)
 	return fatal(codeInvalidAuthorization, "gateway could not authenticate the client: "+err.Error())
