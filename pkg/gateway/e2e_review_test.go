@@ -10,9 +10,10 @@ import (
 // TestStandardConformingStringsStaysOn is the attack: with
 // standard_conforming_strings off, the target reads
 // 'a\', ' ; DELETE FROM orders; -- ' as a string followed by a DELETE, while
-// the parser sees one SELECT. Even an admin, who may SET it, loses the
-// session the moment the target reports the change, before any statement
-// runs under it.
+// the parser sees one SELECT. Even an admin may not SET it: a statement
+// pipelined behind the SET would run before the target reports the change.
+// (pkg/proxy/postgres tests the backstop: a session ends when the target
+// reports such a change made where the parser cannot see it.)
 func TestStandardConformingStringsStaysOn(t *testing.T) {
 	before := snapshot(t)
 	conn := connect(t, pgConfig(t, carol))
@@ -21,11 +22,7 @@ func TestStandardConformingStringsStaysOn(t *testing.T) {
 	if err == nil {
 		_, err = conn.Exec(ctx, `SELECT 'a\', ' ; DELETE FROM orders WHERE id = -1; -- '`, pgx.QueryExecModeSimpleProtocol)
 	}
-	// The session is over, so the refusal is FATAL.
-	pe := pgErrorOf(t, err)
-	if pe.Code != "42501" || pe.Severity != "FATAL" || !strings.Contains(pe.Message, "standard_conforming_strings must stay on") {
-		t.Errorf("got %s %s %q, want FATAL 42501 saying standard_conforming_strings must stay on", pe.Severity, pe.Code, pe.Message)
-	}
+	wantRefusal(t, err, "refused for every grant")
 	if got := snapshot(t); got != before {
 		t.Errorf("the target changed:\ngot  %s\nwant %s", got, before)
 	}

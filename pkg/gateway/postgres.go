@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatectl/gatectl/pkg/audit"
 	"github.com/gatectl/gatectl/pkg/identity"
@@ -351,7 +353,26 @@ func (d *statementDetail) AppendDetail(dst []audit.Field) []audit.Field {
 	if d.tag != "" {
 		dst = append(dst, audit.Field{Key: "tag", Value: d.tag})
 	}
-	return append(dst, audit.Field{Key: "text", Value: truncate(d.text, maxAuditText)})
+	return appendText(dst, d.text)
+}
+
+// appendText adds a statement's text to an event: all of it up to
+// maxAuditText bytes. A longer one keeps its start and its end, so that
+// padding at either end cannot hide what ran, with the length and the
+// SHA-256 of the whole text, to match it with the text logged elsewhere.
+func appendText(dst []audit.Field, text string) []audit.Field {
+	if len(text) <= maxAuditText {
+		return append(dst, audit.Field{Key: "text", Value: text})
+	}
+	half := maxAuditText / 2
+	head := truncate(text, half)
+	tail := text[runeStart(text, len(text)-half):]
+	sum := sha256.Sum256([]byte(text))
+	omitted := len(text) - len(head) - len(tail) + len("…") // truncate added one
+	return append(dst,
+		audit.Field{Key: "text", Value: head + "[" + strconv.Itoa(omitted) + " bytes omitted]…" + tail},
+		audit.Field{Key: "text_bytes", Value: strconv.Itoa(len(text))},
+		audit.Field{Key: "text_sha256", Value: hex.EncodeToString(sum[:])})
 }
 
 func (o *pgObserver) SessionEnd(s pgproxy.SessionStats) {
@@ -370,9 +391,21 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
+// truncate cuts s to at most n bytes, on a character boundary, and marks
+// the cut with "…".
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "…"
+	return s[:runeStart(s, n)] + "…"
+}
+
+// runeStart moves i back to the start of the UTF-8 character it is in.
+func runeStart(s string, i int) int {
+	for j := i; j > 0 && j > i-utf8.UTFMax; j-- {
+		if utf8.RuneStart(s[j]) {
+			return j
+		}
+	}
+	return i
 }

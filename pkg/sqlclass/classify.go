@@ -50,8 +50,10 @@ type Statement struct {
 	DoBlock bool
 	// Tags are the command tags of every statement that runs when this one
 	// does: Tag itself, then nested ones (a DELETE in a WITH query, the
-	// statement under EXPLAIN ANALYZE, a PREPARE's body). Rules that match
-	// statement classes must look at all of them.
+	// statement under EXPLAIN ANALYZE, a PREPARE's body), and the actions
+	// a statement takes on rows in other forms: DELETE, UPDATE or INSERT
+	// for a MERGE's WHEN clauses, UPDATE for INSERT … ON CONFLICT DO
+	// UPDATE. Rules that match statement classes must look at all of them.
 	Tags []string
 	// Opaque is set when the statement runs SQL the parser cannot see: a DO
 	// block, a CALL of a procedure, an EXECUTE of a prepared statement, or a
@@ -75,6 +77,12 @@ type Statement struct {
 	Prepared string
 	// Reason says why the statement has its level, for messages.
 	Reason string
+	// Forbidden, when not empty, says why no grant may run the statement:
+	// it would make PostgreSQL read the session's later statements
+	// differently from this package (standard_conforming_strings off, a
+	// client-only client_encoding), so that the gateway's checks of them,
+	// already pipelined behind it, would not hold.
+	Forbidden string
 }
 
 // Result is the classification of a query string.

@@ -429,3 +429,65 @@ func TestClassifyNestedTags(t *testing.T) {
 		})
 	}
 }
+
+// TestLexerSettingsForbidden: a change of standard_conforming_strings or
+// client_encoding that would make PostgreSQL read later statements
+// differently from the parser is forbidden for every grant, so that a
+// statement pipelined behind it cannot run unchecked.
+func TestLexerSettingsForbidden(t *testing.T) {
+	for sql, forbidden := range map[string]bool{
+		"SET standard_conforming_strings = off":                          true,
+		"SET LOCAL standard_conforming_strings TO false":                 true,
+		"SET standard_conforming_strings = on":                           false,
+		"RESET standard_conforming_strings":                              false,
+		"SET standard_conforming_strings TO DEFAULT":                     false,
+		"SET client_encoding = 'SJIS'":                                   true,
+		"SET client_encoding TO 'windows932'":                            true,
+		"SET NAMES 'BIG5'":                                               true,
+		"SET NAMES 'UTF8'":                                               false,
+		"SET client_encoding = 'LATIN1'":                                 false,
+		"SET client_encoding = DEFAULT":                                  false,
+		"SELECT set_config('standard_conforming_strings', 'off', false)": true,
+		"SELECT set_config('Client_Encoding', 's.jis', true)":            true,
+		"SELECT set_config('client_encoding', 'UTF8', true)":             false,
+		"SELECT set_config($1, 'x', false)":                              true,
+		"SELECT set_config('statement_timeout', '5s', false)":            false,
+		"ALTER DATABASE orders SET client_encoding = 'SJIS'":             true,
+		"ALTER ROLE app SET standard_conforming_strings = off":           true,
+		"ALTER SYSTEM SET standard_conforming_strings = off":             true,
+		"SELECT 1; SET standard_conforming_strings = off":                true,
+	} {
+		res, err := Classify(sql)
+		if err != nil {
+			t.Errorf("%s: %v", sql, err)
+			continue
+		}
+		got := false
+		for _, st := range res.Statements {
+			got = got || st.Forbidden != ""
+		}
+		if got != forbidden {
+			t.Errorf("%s: forbidden = %v, want %v", sql, got, forbidden)
+		}
+	}
+}
+
+// TestRowActionsOfMergeAndUpsert: a rule written for DELETE or UPDATE must
+// see the rows a MERGE or an upsert deletes or updates.
+func TestRowActionsOfMergeAndUpsert(t *testing.T) {
+	for sql, want := range map[string][]string{
+		"MERGE INTO orders o USING s ON o.id = s.id WHEN MATCHED THEN DELETE":                                                   {"MERGE", "DELETE"},
+		"MERGE INTO orders o USING s ON o.id = s.id WHEN MATCHED THEN UPDATE SET a = 1 WHEN NOT MATCHED THEN INSERT VALUES (1)": {"MERGE", "UPDATE", "INSERT"},
+		"INSERT INTO orders VALUES (1) ON CONFLICT (id) DO UPDATE SET a = 2":                                                    {"INSERT", "SELECT", "UPDATE"},
+		"INSERT INTO orders VALUES (1) ON CONFLICT DO NOTHING":                                                                  {"INSERT", "SELECT"},
+		"EXPLAIN MERGE INTO orders o USING s ON o.id = s.id WHEN MATCHED THEN DELETE":                                           {"EXPLAIN"},
+	} {
+		res, err := Classify(sql)
+		if err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		if got := res.Statements[0].Tags; !slices.Equal(got, want) {
+			t.Errorf("%s: tags %q, want %q", sql, got, want)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/gatectl/gatectl/pkg/pgenc"
 )
 
 // settingRule says which changes of a configuration parameter are read level.
@@ -149,6 +151,58 @@ func setConfigLevel(fc *pg_query.FuncCall, name string) (Level, string) {
 		}
 	}
 	return LevelAdmin, fmt.Sprintf("function %s changes a setting given as a non-literal or not allowed below admin: %s", name, settingsHint)
+}
+
+// lexerSettings are the parameters whose value decides how PostgreSQL
+// splits statement text into tokens; the gateway pins them to values this
+// package parses as PostgreSQL does.
+var lexerSettings = map[string]bool{"standard_conforming_strings": true, "client_encoding": true}
+
+const forbiddenHint = "it would make PostgreSQL read later statements differently from the gateway, so it is refused for every grant"
+
+// settingForbidden says why a SET (or ALTER … SET) of a lexer setting to a
+// value the gateway cannot parse under is refused for every grant, or "".
+// RESET and SET … TO DEFAULT restore the value the gateway pinned or
+// checked when the session started.
+func settingForbidden(x *pg_query.VariableSetStmt) string {
+	name := asciiLower(x.GetName())
+	if !lexerSettings[name] || x.GetKind() != pg_query.VariableSetKind_VAR_SET_VALUE {
+		return ""
+	}
+	if args := x.GetArgs(); len(args) == 1 && lexerValueSafe(name, args[0]) {
+		return ""
+	}
+	return fmt.Sprintf("changing %s: %s", name, forbiddenHint)
+}
+
+// setConfigForbidden is settingForbidden for set_config(name, value,
+// is_local): a name that is not a literal could be either parameter.
+func setConfigForbidden(fc *pg_query.FuncCall, fn string) string {
+	args := fc.GetArgs()
+	if len(args) != 3 {
+		return ""
+	}
+	lit := args[0].GetAConst().GetSval()
+	if lit == nil {
+		return fmt.Sprintf("function %s with a computed parameter name: %s", fn, forbiddenHint)
+	}
+	name := asciiLower(lit.GetSval())
+	if !lexerSettings[name] || lexerValueSafe(name, args[1]) {
+		return ""
+	}
+	return fmt.Sprintf("function %s changing %s: %s", fn, name, forbiddenHint)
+}
+
+// lexerValueSafe reports whether setting the lexer setting name to the
+// literal n keeps the gateway's parsing right: standard_conforming_strings
+// on, or a client_encoding in which no multibyte character holds an ASCII
+// byte. Anything that is not a literal is not (fail closed).
+func lexerValueSafe(name string, n *pg_query.Node) bool {
+	if name == "standard_conforming_strings" {
+		return literalOn(n)
+	}
+	c := n.GetAConst().GetSval()
+	return c != nil && pgenc.Safe(c.GetSval())
 }
 
 // literalOn reports whether n is a literal that PostgreSQL reads as boolean

@@ -72,6 +72,30 @@ func (w *walker) visit(msg protoreflect.ProtoMessage, sc scope) scope {
 			}
 			st.raise(l, reason)
 		}
+	case *pg_query.VariableSetStmt:
+		// Here rather than in statementLevel: the same node sets a role's,
+		// a database's or the system's default (ALTER … SET).
+		if why := settingForbidden(x); why != "" && st.Forbidden == "" {
+			st.Forbidden = why
+		}
+	case *pg_query.MergeWhenClause:
+		// A MERGE deletes, updates or inserts by its WHEN clauses: rules
+		// written for DELETE or UPDATE must see those it does.
+		if !sc.planOnly {
+			switch x.GetCommandType() {
+			case pg_query.CmdType_CMD_DELETE:
+				addUnique(&st.Tags, "DELETE")
+			case pg_query.CmdType_CMD_UPDATE:
+				addUnique(&st.Tags, "UPDATE")
+			case pg_query.CmdType_CMD_INSERT:
+				addUnique(&st.Tags, "INSERT")
+			}
+		}
+	case *pg_query.OnConflictClause:
+		// INSERT … ON CONFLICT DO UPDATE updates the rows it conflicts with.
+		if !sc.planOnly && x.GetAction() == pg_query.OnConflictAction_ONCONFLICT_UPDATE {
+			addUnique(&st.Tags, "UPDATE")
+		}
 	case *pg_query.SelectStmt:
 		// SelectStmt also appears unwrapped (UNION arms), so its own clauses
 		// are checked here rather than in statementLevel.
@@ -169,6 +193,9 @@ func (w *walker) funcCall(x *pg_query.FuncCall) {
 	}
 	if builtin && parts[len(parts)-1] == "set_config" {
 		w.st.raise(setConfigLevel(x, name))
+		if why := setConfigForbidden(x, name); why != "" && w.st.Forbidden == "" {
+			w.st.Forbidden = why
+		}
 		return
 	}
 	if l, reason, ok := functionLevel(name); ok {

@@ -5,6 +5,7 @@
 package sqlrequest
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/gatectl/gatectl/pkg/policy"
@@ -25,6 +26,9 @@ func FromSQL(sql string) (policy.Request, error) {
 func FromResult(sql string, res *sqlclass.Result) (policy.Request, error) {
 	req := policy.Request{Text: sql, Statements: make([]policy.Statement, len(res.Statements))}
 	for i, st := range res.Statements {
+		if st.Forbidden != "" {
+			return policy.Request{Text: sql}, errors.New(st.Forbidden)
+		}
 		a, err := Access(st.Level)
 		if err != nil {
 			return policy.Request{Text: sql}, err

@@ -14,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/gatectl/gatectl/pkg/pgenc"
 )
 
 // upstreamConnectTimeout bounds dialing and logging in to a target.
@@ -51,11 +53,8 @@ func unsafeParam(name, value string) string {
 			return "standard_conforming_strings must stay on through the gateway"
 		}
 	case "client_encoding":
-		// PostgreSQL's client-only encodings, whose multibyte characters can
-		// contain the bytes of a quote or a backslash.
-		switch strings.ToUpper(strings.NewReplacer("_", "", "-", "").Replace(value)) {
-		case "BIG5", "GB18030", "GBK", "JOHAB", "SJIS", "SHIFTJIS", "SHIFTJIS2004", "MSKANJI", "WIN932", "WIN936", "WIN950", "UHC", "WIN949":
-			return "client_encoding " + value + " is not allowed through the gateway; use UTF8"
+		if !pgenc.Safe(value) {
+			return "client_encoding " + value + " is not allowed through the gateway: in it a multibyte character can hide a quote or a backslash from the gateway's parser; use UTF8"
 		}
 	}
 	return ""
@@ -170,6 +169,14 @@ func dialUpstream(ctx context.Context, u Upstream, client map[string]string) (*u
 	if err != nil {
 		pc.Close(context.Background())
 		return nil, fmt.Errorf("take over target connection: %w", err)
+	}
+	// A database or role default the target applied at login is checked as
+	// a client's startup value is (ALTER DATABASE … SET client_encoding).
+	for k, v := range hc.ParameterStatuses {
+		if why := unsafeParam(k, v); why != "" {
+			hc.Conn.Close()
+			return nil, refusal(why + " (the target's default for this database or role; an admin must change it)")
+		}
 	}
 	return &upstreamConn{
 		conn:       hc.Conn,
