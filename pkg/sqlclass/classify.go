@@ -53,7 +53,8 @@ type Statement struct {
 	// statement under EXPLAIN ANALYZE, a PREPARE's body), and the actions
 	// a statement takes on rows in other forms: DELETE, UPDATE or INSERT
 	// for a MERGE's WHEN clauses, UPDATE for INSERT … ON CONFLICT DO
-	// UPDATE. Rules that match statement classes must look at all of them.
+	// UPDATE, DROP COLUMN for ALTER TABLE … DROP COLUMN. Rules that match
+	// statement classes must look at all of them.
 	Tags []string
 	// Opaque is set when the statement runs SQL the parser cannot see: a DO
 	// block, a CALL of a procedure, an EXECUTE of a prepared statement, or a

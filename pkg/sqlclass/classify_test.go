@@ -219,6 +219,8 @@ func TestClassify(t *testing.T) {
 		{"dblink-exec-schema", "SELECT ext.dblink_exec('DROP TABLE t')", LevelAdmin, "SELECT", ""},
 		{"pg-read-file", "SELECT pg_read_file('/etc/passwd')", LevelAdmin, "SELECT", ""},
 		{"pg-read-file-quoted", `SELECT "pg_read_file"('/etc/passwd')`, LevelAdmin, "SELECT", ""},
+		{"pg-read-file-old", "SELECT pg_read_file_old('/etc/passwd', 0, 10)", LevelAdmin, "SELECT", ""},
+		{"pg-nextoid", "SELECT pg_nextoid('pg_class', 'oid', 'pg_class_oid_index')", LevelAdmin, "SELECT", ""},
 		{"pg-ls-dir-in-where", "SELECT 1 WHERE EXISTS (SELECT pg_ls_dir('.'))", LevelAdmin, "SELECT", ""},
 		{"pg-ls-waldir", "SELECT * FROM pg_ls_waldir()", LevelAdmin, "SELECT", ""},
 		{"read-file-attribute", "SELECT ('postgresql.auto.conf'::text).pg_read_file", LevelAdmin, "SELECT", ""},
@@ -479,6 +481,8 @@ func TestRowActionsOfMergeAndUpsert(t *testing.T) {
 		"MERGE INTO orders o USING s ON o.id = s.id WHEN MATCHED THEN DELETE":                                                   {"MERGE", "DELETE"},
 		"MERGE INTO orders o USING s ON o.id = s.id WHEN MATCHED THEN UPDATE SET a = 1 WHEN NOT MATCHED THEN INSERT VALUES (1)": {"MERGE", "UPDATE", "INSERT"},
 		"INSERT INTO orders VALUES (1) ON CONFLICT (id) DO UPDATE SET a = 2":                                                    {"INSERT", "SELECT", "UPDATE"},
+		"ALTER TABLE orders DROP COLUMN status, ADD COLUMN note text":                                                           {"ALTER TABLE", "DROP COLUMN"},
+		"ALTER TABLE orders DROP CONSTRAINT orders_pkey":                                                                        {"ALTER TABLE"},
 		"INSERT INTO orders VALUES (1) ON CONFLICT DO NOTHING":                                                                  {"INSERT", "SELECT"},
 		"EXPLAIN MERGE INTO orders o USING s ON o.id = s.id WHEN MATCHED THEN DELETE":                                           {"EXPLAIN"},
 	} {

@@ -39,6 +39,7 @@ var functionRules = map[string]fnRule{
 	// Server file system access.
 	"pg_read_file":        {LevelAdmin, reasonServerFiles},
 	"pg_read_binary_file": {LevelAdmin, reasonServerFiles},
+	"pg_read_file_old":    {LevelAdmin, reasonServerFiles},
 	"pg_stat_file":        {LevelAdmin, reasonServerFiles},
 	"pg_ls_dir":           {LevelAdmin, reasonServerFiles},
 	"pg_logdir_ls":        {LevelAdmin, reasonServerFiles},
@@ -62,6 +63,7 @@ var functionRules = map[string]fnRule{
 	"pg_import_system_collations":    {LevelAdmin, reasonServerCtl},
 	"pg_stat_statements_reset":       {LevelAdmin, reasonServerCtl},
 	"pg_export_snapshot":             {LevelAdmin, "exports a snapshot other sessions can import"},
+	"pg_nextoid":                     {LevelAdmin, "assigns an object id, as creating an object does"},
 	// The built-in set_config with a literal allow-listed parameter is read
 	// (setConfigLevel); this rule covers every other set_config.
 	"set_config": {LevelAdmin, reasonSetting},

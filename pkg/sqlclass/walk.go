@@ -91,6 +91,12 @@ func (w *walker) visit(msg protoreflect.ProtoMessage, sc scope) scope {
 				addUnique(&st.Tags, "INSERT")
 			}
 		}
+	case *pg_query.AlterTableCmd:
+		// ALTER TABLE … DROP COLUMN destroys data as a DROP does: rules on
+		// DROP must see it.
+		if !sc.planOnly && x.GetSubtype() == pg_query.AlterTableType_AT_DropColumn {
+			addUnique(&st.Tags, "DROP COLUMN")
+		}
 	case *pg_query.OnConflictClause:
 		// INSERT … ON CONFLICT DO UPDATE updates the rows it conflicts with.
 		if !sc.planOnly && x.GetAction() == pg_query.OnConflictAction_ONCONFLICT_UPDATE {
