@@ -24,6 +24,10 @@ import (
 	"github.com/gatectl/gatectl/pkg/sqlclass"
 )
 
+// codeTokenExpired is the SQLSTATE (invalid_authorization_specification)
+// that ends a session whose token expired.
+const codeTokenExpired = "28000"
+
 // maxAuditText bounds the statement text kept in one audit event.
 const maxAuditText = 8 << 10
 
@@ -227,6 +231,11 @@ func (c *pgChecker) Check(ctx context.Context, sql string) pgproxy.Verdict {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
+	if exp := c.principal.Expires; !exp.IsZero() && !now.Before(exp) {
+		// Fail closed: the token proved who the caller was until exp.
+		return pgproxy.Verdict{EndCode: codeTokenExpired, Message: fmt.Sprintf(
+			"your token expired at %s; the session is closed: reconnect with a fresh token", exp.UTC().Format(time.RFC3339))}
+	}
 	pol := c.g.currentPolicy()
 	if pol == nil {
 		return pgproxy.Verdict{Message: "the gateway has no live policy; statement refused"}

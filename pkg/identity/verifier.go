@@ -145,7 +145,9 @@ func (v *Verifier) Verify(ctx context.Context, pol *policy.Policy, raw string) (
 	if err := idt.Claims(&claims); err != nil {
 		return policy.Principal{}, refuse(reasonMalformed)
 	}
-	return principalFor(pol, issuer, claims)
+	p, err := principalFor(pol, issuer, claims)
+	p.Expires = idt.Expiry
+	return p, err
 }
 
 // trustedIssuer finds the policy issuer whose URL is iss. The issuer named

@@ -288,6 +288,10 @@ func TestVerifyDevIssuer(t *testing.T) {
 		if !samePrincipal(got, want) {
 			t.Errorf("got %+v, want %+v", got, want)
 		}
+		// Sessions end at the token's expiry, so the principal carries it.
+		if d := time.Until(got.Expires); d <= 0 || d > MaxDevTTL {
+			t.Errorf("Expires %v is not the token's exp (in the next %v)", got.Expires, MaxDevTTL)
+		}
 	})
 	t.Run("refused-without-dev", func(t *testing.T) {
 		_, err := NewVerifier(Options{Logger: quiet}).Verify(context.Background(), devPolicy, raw)

@@ -49,6 +49,9 @@ type Principal struct {
 	Subject string
 	Issuer  string // the issuer's name in identity.toml
 	Groups  []string
+	// Expires is when the token that proved this principal expires; zero
+	// when it does not. A session it opened may run no statement after it.
+	Expires time.Time
 }
 
 // String is the principal's reference as policy files write it:

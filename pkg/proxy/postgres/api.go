@@ -106,6 +106,11 @@ type Verdict struct {
 	// relay forgets its own record of those names: a later Bind of one
 	// would run the PREPAREd text, not the one it recorded.
 	Prepares []string
+	// EndCode, when set, ends the session: the client gets FATAL with this
+	// SQLSTATE and Message instead of a refusal of the one statement, for
+	// a reason no later statement of the session can get past (the
+	// caller's token expired).
+	EndCode string
 }
 
 // Observer receives a session's audit events. Its methods are called on the

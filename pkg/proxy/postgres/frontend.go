@@ -121,6 +121,10 @@ func (s *session) check(sql string) (Verdict, error) {
 		return v, err
 	}
 	s.statements++
+	if v.EndCode != "" && !v.Allow {
+		s.refused++
+		return v, &refusedSessionError{code: v.EndCode, msg: v.Message}
+	}
 	if !v.Allow {
 		s.refused++
 		s.log.Info("statement refused", "rule", v.Rule, "tag", v.Tag)
