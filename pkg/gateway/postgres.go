@@ -290,6 +290,9 @@ func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) (pgpro
 		if st.Tag == "PREPARE" && st.Prepared != "" {
 			out.Prepares = append(out.Prepares, st.Prepared)
 		}
+		if st.Cursor != "" {
+			out.Declares = append(out.Declares, st.Cursor)
+		}
 	}
 	switch v.Decision {
 	case policy.Allow:

@@ -76,6 +76,9 @@ type Statement struct {
 	// An EXECUTE is LevelAdmin here because its statement is not visible in
 	// its text; a caller that tracks PREPARE can resolve it by this name.
 	Prepared string
+	// Cursor is the name of the cursor a DECLARE opens. Cursors share the
+	// namespace of the protocol's portals.
+	Cursor string
 	// Reason says why the statement has its level, for messages.
 	Reason string
 	// Forbidden, when not empty, says why no grant may run the statement:

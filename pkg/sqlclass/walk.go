@@ -138,6 +138,10 @@ func (w *walker) visit(msg protoreflect.ProtoMessage, sc scope) scope {
 		st.DoBlock, st.Opaque = true, true
 	case *pg_query.CallStmt:
 		st.Call, st.Opaque = true, true
+	case *pg_query.DeclareCursorStmt:
+		if !sc.planOnly && st.Cursor == "" {
+			st.Cursor = x.GetPortalname()
+		}
 	case *pg_query.CopyStmt:
 		stdio := x.GetFilename() == "" && !x.GetIsProgram()
 		if x.GetIsFrom() {

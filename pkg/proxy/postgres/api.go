@@ -106,6 +106,11 @@ type Verdict struct {
 	// relay forgets its own record of those names: a later Bind of one
 	// would run the PREPAREd text, not the one it recorded.
 	Prepares []string
+	// Declares names the cursors that SQL DECLARE in the text opens. They
+	// share the namespace of the protocol's portals, so the relay records
+	// them as portals of this text: an Execute of one is audited with the
+	// DECLARE that opened it.
+	Declares []string
 	// EndCode, when set, ends the session: the client gets FATAL with this
 	// SQLSTATE and Message instead of a refusal of the one statement, for
 	// a reason no later statement of the session can get past (the

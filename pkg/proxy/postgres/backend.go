@@ -16,7 +16,11 @@ func (s *session) handleTargetMessage(typ byte, n int) error {
 	case 'E':
 		return s.onErrorResponse(n)
 	case 'Z':
-		s.onReadyForQuery()
+		var status byte
+		if msg, err := s.be.peekWhole(n); err == nil && len(msg) > 5 {
+			status = msg[5]
+		}
+		s.onReadyForQuery(status)
 	case 'S':
 		if err := s.onParameterStatus(n); err != nil {
 			return err
@@ -171,6 +175,7 @@ func (s *session) failPipeline(h *entry, code string) {
 		s.revert(h)
 	}
 	s.discarding = true
+	s.skipping.Store(true)
 	s.finish(h)
 	s.popAnswered(h)
 	s.skipDiscarded()
@@ -210,7 +215,7 @@ func (s *session) revert(h *entry) {
 		return // nothing was recorded or removed
 	}
 	s.revertMu.Lock()
-	r := stmtRevert{name: h.name, failed: h.stmt, prev: h.prev, portal: h.closesPortal}
+	r := stmtRevert{name: h.name, failed: h.stmt, prev: h.prev, portal: h.closesPortal, prevPortal: h.prevPortal}
 	if r.name == "" && !r.portal {
 		// The unnamed statement is not put back: the gateway forgets it,
 		// and a Bind of it before another Parse is refused (fail closed).
@@ -245,13 +250,15 @@ func (s *session) popHead(k entryKind) {
 
 // onReadyForQuery ends everything up to the Sync, Query or FunctionCall
 // that the target just finished.
-func (s *session) onReadyForQuery() {
+func (s *session) onReadyForQuery(status byte) {
 	if s.discarding {
 		// This answers the Sync that ends discarding: what the client sent
 		// after the error and before it was skipped too.
 		s.skipDiscarded()
 		s.discarding, s.bindErr = false, nil
+		s.skipping.Store(false)
 		if h := s.queue.head(); h != nil && h.kind == entrySync {
+			s.endedTransaction(h, status)
 			s.queue.pop()
 		}
 		return
@@ -262,10 +269,22 @@ func (s *session) onReadyForQuery() {
 			h.executed = true
 		}
 		s.finish(h)
+		if k == entrySync || k == entryQuery {
+			s.endedTransaction(h, status)
+		}
 		s.queue.pop()
 		if k == entrySync || k == entryQuery || k == entryFunctionCall {
 			return
 		}
+	}
+}
+
+// endedTransaction tells the client side, when the target reports no open
+// transaction ('I') in answer to the Sync or Query h, that the portals
+// bound before h are gone.
+func (s *session) endedTransaction(h *entry, status byte) {
+	if status == 'I' && h.at > 0 {
+		s.portalsDead.Store(h.at)
 	}
 }
 

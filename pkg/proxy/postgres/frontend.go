@@ -43,6 +43,11 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 			return err
 		}
 	}
+	s.msgNo++
+	if n := s.queue.len(); n > maxSkipped && (n > maxPending || s.skipping.Load()) {
+		return &refusedSessionError{code: codeProgramLimitExceeded,
+			msg: fmt.Sprintf("more than %d messages wait for the target's answers; read the answers, or send Sync after an error, before sending more", n-1)}
+	}
 	if typ != 'S' && typ != 'H' {
 		s.copyMaybe = false
 	}
@@ -78,7 +83,7 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 	case 'F':
 		return s.onFunctionCall(n)
 	case 'S':
-		s.queue.push(entry{kind: entrySync, copyMaybe: s.copyMaybe})
+		s.queue.push(entry{kind: entrySync, copyMaybe: s.copyMaybe, at: s.msgNo})
 		s.segs++
 		clear(s.skippedNow)
 		s.sweepClosing()
@@ -158,10 +163,10 @@ func (s *session) onQuery(n int) error {
 	if err != nil {
 		return err
 	}
-	s.queue.push(entry{kind: entryQuery, text: text, verdict: v, start: time.Now()})
+	s.queue.push(entry{kind: entryQuery, text: text, verdict: v, start: time.Now(), at: s.msgNo})
 	if v.Allow {
 		s.copyIn, s.copyInQuery = v.CopyIn, v.CopyIn
-		s.forgetPrepared(v)
+		s.forgetPrepared(v, text)
 		return s.fe.write(msg)
 	}
 	// Fail closed: the refused text never reaches the target; the target
@@ -218,7 +223,7 @@ func (s *session) onParse(n int) error {
 	// on the target.
 	e := entry{kind: entryParse, settles: info, name: string(name), stmt: info, prev: prev}
 	if info.verdict.Allow {
-		s.forgetPrepared(info.verdict)
+		s.forgetPrepared(info.verdict, info.text)
 		s.queue.push(e)
 		return s.fe.write(msg)
 	}
@@ -266,11 +271,12 @@ func (s *session) onBind(n int) error {
 			break
 		}
 	}
+	s.sweepPortals()
 	if s.skippedNow[string(name)] {
 		// A Parse of this name failed earlier in this pipeline step, so
 		// the target skips everything up to the Sync, this Bind included:
 		// pass it on unchanged, for the target to skip.
-		s.stmts.close('P', portal)
+		s.stmts.bind(portal, portalRec{info: skippedBind, at: s.msgNo, read: s.readNo()})
 		s.queue.push(entry{kind: entryBind, portal: string(portal)})
 		return s.fe.write(msg)
 	}
@@ -285,12 +291,8 @@ func (s *session) onBind(n int) error {
 		// name, so a refusal now ends the session. A Parse that came in
 		// the same read as this Bind (a one-shot query) was checked a
 		// moment ago.
-		v, err := s.verdict(info.text)
-		if err != nil {
+		if err := s.recheck(info.text, KindParse, "prepared"); err != nil {
 			return err
-		}
-		if !v.Allow {
-			return &refusedSessionError{msg: v.Message + " (the policy changed since this statement was prepared; reconnect)"}
 		}
 	}
 	if info.uncertain && info.seg < s.segs && !settled {
@@ -300,7 +302,10 @@ func (s *session) onBind(n int) error {
 		// step needs no answer: if the Parse fails, the target skips it.
 		return &refusedSessionError{msg: fmt.Sprintf("Bind of prepared statement %q, which a Parse before an earlier Sync replaced and the target has not confirmed yet: the gateway cannot tell which statement it would run; wait for the Parse's answer before binding, or reconnect", name)}
 	}
-	s.stmts.bind(portal, info)
+	if !s.stmts.bind(portal, portalRec{info: info, at: s.msgNo, read: s.readNo()}) {
+		return &refusedSessionError{code: codeProgramLimitExceeded,
+			msg: fmt.Sprintf("the session holds %d named portals; close some (Close, or end the transaction) or reconnect", maxPortals)}
+	}
 	s.queue.push(entry{kind: entryBind, portal: string(portal)})
 	if info.verdict.Allow {
 		return s.fe.write(msg)
@@ -323,13 +328,60 @@ func (s *session) onExecute(n int) error {
 	if err := checkName(portal); err != nil {
 		return err
 	}
-	e := entry{kind: entryExecute, portal: string(portal), start: time.Now()}
-	if info := s.stmts.portal(portal); info != nil {
-		e.text, e.verdict = info.text, info.verdict
-		s.copyIn, s.copyInQuery = info.verdict.Allow && info.verdict.CopyIn, false
+	s.sweepPortals()
+	rec := s.stmts.portal(portal)
+	if rec.info == nil {
+		// No Bind or DECLARE the gateway saw made this portal (a Close
+		// removed it, its transaction ended, or SQL in a function opened a
+		// cursor of this name): the target answers, and the audit says
+		// what the gateway knows.
+		rec.info = &stmtInfo{text: fmt.Sprintf("-- Execute of portal %q, which the gateway did not see bound or declared", portal),
+			verdict: Verdict{Allow: true}}
+		rec.read = s.readNo()
 	}
+	if rec.info.verdict.Allow && !s.sameRead(rec.read) {
+		// A portal read in parts (Execute with a row limit) runs no
+		// longer than its statement is allowed: a new policy or an
+		// expired token stops it at the next Execute.
+		if err := s.recheck(rec.info.text, KindExecute, "bound"); err != nil {
+			return err
+		}
+	}
+	e := entry{kind: entryExecute, portal: string(portal), start: time.Now(),
+		text: rec.info.text, verdict: rec.info.verdict}
+	s.copyIn, s.copyInQuery = rec.info.verdict.Allow && rec.info.verdict.CopyIn, false
 	s.queue.push(e)
 	return s.fe.write(msg)
+}
+
+// skippedBind is the record of a Bind the target skips: a Parse of its
+// statement failed earlier in the same pipeline step. Its Executes are
+// skipped too, and audited as not allowed and not run.
+var skippedBind = &stmtInfo{}
+
+// sweepPortals forgets the portals the target dropped at the end of their
+// transaction.
+func (s *session) sweepPortals() {
+	s.stmts.sweepPortals(s.portalsDead.Load())
+}
+
+// recheck checks again the text of a statement checked in an earlier
+// read, before a Bind or Execute runs it. The target holds the statement
+// or portal, so a refusal ends the session; it is audited as a refused
+// statement of kind.
+func (s *session) recheck(text string, kind StatementKind, what string) error {
+	v, err := s.verdict(text)
+	if err != nil || v.Allow {
+		return err
+	}
+	s.refused++
+	if s.plan.Observer != nil {
+		s.plan.Observer.Statement(StatementEvent{SessionID: s.plan.ID, Kind: kind, Text: text, Verdict: v, Start: time.Now()})
+	}
+	if v.EndCode != "" {
+		return &refusedSessionError{code: v.EndCode, msg: v.Message}
+	}
+	return &refusedSessionError{msg: v.Message + " (the policy changed since this statement was " + what + "; reconnect)"}
 }
 
 func (s *session) onClose(n int) error {
@@ -374,7 +426,9 @@ func (s *session) onClose(n int) error {
 			e.settles = m
 		}
 	case 'P':
-		e.prev, e.closesPortal = s.stmts.portal(name), true
+		s.sweepPortals()
+		e.prevPortal = s.stmts.portal(name)
+		e.prev, e.closesPortal = e.prevPortal.info, true
 	}
 	s.stmts.close(body[0], name)
 	s.queue.push(e)
@@ -481,9 +535,22 @@ const maxPendingReverts = 64
 // forgetPrepared drops the gateway's record of the statements that SQL
 // PREPARE in v's text creates (see Verdict.Prepares): a Bind of one of
 // those names is then refused, as the gateway never saw its text parsed.
-func (s *session) forgetPrepared(v Verdict) {
+//
+// It also records the cursors that DECLARE in v's text opens as portals of
+// text (see Verdict.Declares).
+func (s *session) forgetPrepared(v Verdict, text string) {
 	for _, name := range v.Prepares {
 		s.stmts.close('S', []byte(name))
+	}
+	if len(v.Declares) == 0 {
+		return
+	}
+	s.sweepPortals()
+	info := &stmtInfo{text: text, verdict: v, read: s.readNo()}
+	for _, name := range v.Declares {
+		// Past maxPortals the cursor is audited as unknown; the session
+		// goes on, as the target's portals are not the gateway's to bound.
+		s.stmts.bind([]byte(name), portalRec{info: info, at: s.msgNo, read: info.read})
 	}
 }
 
@@ -528,13 +595,14 @@ func (s *session) undo(r stmtRevert) bool {
 	name := []byte(r.name)
 	switch {
 	case r.portal:
-		if s.stmts.portal(name) != r.failed {
+		if s.stmts.portal(name).info != r.failed {
 			return false
 		}
-		if r.prev == nil {
+		if r.prevPortal.info == nil || r.prevPortal.at < s.stmts.swept {
+			// Nothing was bound, or its transaction has ended since.
 			s.stmts.close('P', name)
 		} else {
-			s.stmts.bind(name, r.prev)
+			s.stmts.bind(name, r.prevPortal)
 		}
 	case s.stmts.stmt(name) != r.failed:
 		return false
@@ -561,4 +629,5 @@ type stmtRevert struct {
 	name         string
 	failed, prev *stmtInfo
 	portal       bool
+	prevPortal   portalRec
 }

@@ -111,6 +111,9 @@ func (testChecker) Check(_ context.Context, sql string) Verdict {
 		return Verdict{Message: "fast-path function calls are not allowed", Tag: "FUNCTION CALL", Rule: "no-fastpath"}
 	case strings.Contains(s, "COPY") && strings.Contains(s, "FROM STDIN"):
 		return Verdict{Allow: true, Tag: "COPY", CopyIn: true}
+	case strings.HasPrefix(s, "DECLARE "):
+		name, _, _ := strings.Cut(s[len("DECLARE "):], " ")
+		return Verdict{Allow: true, Tag: "DECLARE CURSOR", Declares: []string{strings.ToLower(name)}}
 	case strings.Contains(s, "PREPARE "):
 		name, _, _ := strings.Cut(strings.TrimSpace(s[strings.Index(s, "PREPARE ")+len("PREPARE "):]), " ")
 		return Verdict{Allow: true, Tag: "PREPARE", Prepares: []string{strings.ToLower(name)}}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -61,6 +62,9 @@ type entry struct {
 	name         string
 	stmt, prev   *stmtInfo
 	closesPortal bool
+	prevPortal   portalRec
+	// at is the client message number (session.msgNo) of a Sync or Query.
+	at uint64
 	// settles is the record or Close mark of a Parse or Close, settled
 	// when the entry leaves the queue.
 	settles *stmtInfo
@@ -80,6 +84,7 @@ type entry struct {
 type pendingQueue struct {
 	mu sync.Mutex
 	in []entry
+	n  atomic.Int64 // entries pushed and not popped
 
 	// Owned by the consumer.
 	local []entry
@@ -90,7 +95,24 @@ func (q *pendingQueue) push(e entry) {
 	q.mu.Lock()
 	q.in = append(q.in, e)
 	q.mu.Unlock()
+	q.n.Add(1)
 }
+
+// len is the number of entries waiting.
+func (q *pendingQueue) len() int64 { return q.n.Load() }
+
+// maxSkipped and maxPending bound the client messages waiting for the
+// target's answers in one session, about 300 bytes each in the queue.
+// While the target skips a failed pipeline up to its Sync it answers
+// nothing, and nothing else slows the client down: then maxSkipped
+// applies. Otherwise answers bound the queue (a target whose answers the
+// client does not read stops reading, and the gateway then stops reading
+// the client) by what the sockets' buffers hold, which maxPending is far
+// above.
+const (
+	maxSkipped = 1 << 16
+	maxPending = 1 << 20
+)
 
 // head returns the oldest unfinished entry, or nil. Consumer only.
 func (q *pendingQueue) head() *entry {
@@ -110,11 +132,19 @@ func (q *pendingQueue) pop() {
 	}
 	q.local[q.next] = entry{}
 	q.next++
+	q.n.Add(-1)
 }
 
 func (q *pendingQueue) refill() {
 	q.mu.Lock()
 	q.local, q.in = q.in, q.local[:0]
+	if cap(q.in) > maxKeptEntries {
+		q.in = nil // a burst is over: do not keep its memory for the session
+	}
 	q.mu.Unlock()
 	q.next = 0
 }
+
+// maxKeptEntries is the capacity of a drained slice of entries that the
+// queue keeps for reuse.
+const maxKeptEntries = 1 << 12

@@ -185,7 +185,7 @@ func testPipelineErrorEvents(t *testing.T, plain bool) {
 		{"refused-parse-mid-batch", one(&P{Query: "SELECT 'r2-a'"}, &B{}, &E{}, &P{Query: del}, &B{}, &E{}, &P{Query: "SELECT 'r2-c'"}, &B{}, &E{}, &S{}),
 			[]pev{{X, "SELECT 'r2-a'", "", true, true}, {Pk, del, "42501", false, false}, {X, del, "", false, false}, {X, "SELECT 'r2-c'", "", false, true}}},
 		{"close-portal-then-execute", one(&P{Name: "c1", Query: "SELECT 'c1'"}, &B{DestinationPortal: "pc1", PreparedStatement: "c1"}, &Cl{ObjectType: 'P', Name: "pc1"}, &E{Portal: "pc1"}, &S{}),
-			[]pev{{X, "", "34000", true, false}}},
+			[]pev{{X, `-- Execute of portal "pc1", which the gateway did not see bound or declared`, "34000", true, true}}},
 		{"close-bad-subtype", one(&P{Name: "c2", Query: "SELECT 'c2'"}, &B{DestinationPortal: "pc2", PreparedStatement: "c2"}, &Cl{ObjectType: 'Z', Name: "x"}, &E{Portal: "pc2"}, &S{}),
 			[]pev{{X, "SELECT 'c2'", "", false, true}}},
 		{"close-reparse", one(&P{Name: "c3", Query: "SELECT 'c3a'"}, &Cl{ObjectType: 'S', Name: "c3"}, &P{Name: "c3", Query: "SELECT 1/0 AS c3b"}, &B{PreparedStatement: "c3"}, &E{}, &S{}),

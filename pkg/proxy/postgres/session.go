@@ -55,6 +55,15 @@ type session struct {
 	// (see stmtInfo.uncertain).
 	segs    uint64
 	closing map[string]*stmtInfo
+	// msgNo numbers the client's messages; portalsDead is the number of
+	// the Sync or Query after which the target last reported no open
+	// transaction, so the portals bound before it are gone (written by
+	// the target side, swept by the client side: stmtTable.sweepPortals).
+	msgNo       uint64
+	portalsDead atomic.Uint64
+	// skipping mirrors the target side's discarding for the client side:
+	// the target answers nothing until the next Sync (see maxSkipped).
+	skipping atomic.Bool
 	// pendingReverts are reverts applyReverts could not apply yet;
 	// skippedNow names the statements whose Parse failed in the client's
 	// current pipeline step.

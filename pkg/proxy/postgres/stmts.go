@@ -32,12 +32,29 @@ type stmtInfo struct {
 type stmtTable struct {
 	unnamed       *stmtInfo
 	named         map[string]*stmtInfo
-	unnamedPortal *stmtInfo
-	portals       map[string]*stmtInfo
+	unnamedPortal portalRec
+	portals       map[string]portalRec
+	// swept is the message number before which the gateway has dropped
+	// the portals the target dropped (see sweepPortals).
+	swept uint64
 	// namedBytes is the names and text held for named statements, bounded by
 	// maxNamedBytes so one session cannot grow the gateway without limit.
 	namedBytes int
 }
+
+// portalRec is a Bind the gateway forwarded: the statement bound, and the
+// client message number (session.msgNo) and read (session.readNo) of the
+// Bind.
+type portalRec struct {
+	info     *stmtInfo
+	at, read uint64
+}
+
+// maxPortals bounds the named portals one session's record keeps. The
+// target drops portals at the end of their transaction, and the gateway
+// with it (sweepPortals), so only a transaction that binds this many
+// names without closing them reaches it.
+const maxPortals = 1 << 16
 
 // maxNamedBytes bounds the statement text one session keeps for its named
 // prepared statements.
@@ -70,24 +87,50 @@ func (t *stmtTable) setStmt(name []byte, info *stmtInfo) {
 // full reports whether the named statements hold more text than allowed.
 func (t *stmtTable) full() bool { return t.namedBytes > maxNamedBytes }
 
-// portal returns the statement bound to portal name, or nil.
-func (t *stmtTable) portal(name []byte) *stmtInfo {
+// portal returns the Bind of portal name, or a zero portalRec.
+func (t *stmtTable) portal(name []byte) portalRec {
 	if len(name) == 0 {
 		return t.unnamedPortal
 	}
 	return t.portals[string(name)]
 }
 
-// bind records a Bind of stmt to portal.
-func (t *stmtTable) bind(portal []byte, info *stmtInfo) {
+// bind records a Bind of stmt to portal; false when the session holds
+// maxPortals named portals already.
+func (t *stmtTable) bind(portal []byte, rec portalRec) bool {
 	if len(portal) == 0 {
-		t.unnamedPortal = info
-		return
+		t.unnamedPortal = rec
+		return true
 	}
 	if t.portals == nil {
-		t.portals = make(map[string]*stmtInfo)
+		t.portals = make(map[string]portalRec)
 	}
-	t.portals[string(portal)] = info
+	if _, ok := t.portals[string(portal)]; !ok && len(t.portals) >= maxPortals {
+		return false
+	}
+	t.portals[string(portal)] = rec
+	return true
+}
+
+// sweepPortals forgets the portals bound by client messages before number
+// before: the target ended the transaction they belonged to, which drops
+// every portal a Bind made.
+func (t *stmtTable) sweepPortals(before uint64) {
+	if before <= t.swept {
+		return
+	}
+	t.swept = before
+	if t.unnamedPortal.at < before {
+		t.unnamedPortal = portalRec{}
+	}
+	for name, rec := range t.portals {
+		if rec.at < before {
+			delete(t.portals, name)
+		}
+	}
+	if len(t.portals) == 0 {
+		t.portals = nil // a map keeps its size after deletes
+	}
 }
 
 // close records a Close of a statement ('S') or portal ('P').
@@ -101,7 +144,7 @@ func (t *stmtTable) close(kind byte, name []byte) {
 		}
 		delete(t.named, string(name))
 	case kind == 'P' && len(name) == 0:
-		t.unnamedPortal = nil
+		t.unnamedPortal = portalRec{}
 	case kind == 'P':
 		delete(t.portals, string(name))
 	}

@@ -1,0 +1,157 @@
+package postgres
+
+// Found by a second security review of the relay: memory a session could
+// make the gateway hold without bound, and statement events for portals
+// the gateway's record did not follow. Each test failed before its fix.
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// TestSkippedPipelineIsBounded: after an error in the extended protocol
+// the target skips every message up to the next Sync and answers none of
+// them, so nothing slows the client down, while the gateway queues an
+// entry (about 300 bytes) for each 10-byte Execute. It used to hold
+// memory without bound (297 MiB for a million Executes); past maxSkipped
+// such messages the session now ends with 54000, and a short skipped run
+// still works.
+func TestSkippedPipelineIsBounded(t *testing.T) {
+	forTransports(t, func(t *testing.T, plain bool) {
+		g := startGateway(t, gatewayOptions{plainClients: plain})
+		p := &pipelineReader{rc: dialRaw(t, g, plain, encode(t, &S{}))}
+		p.readUntil(t, "ready", 1)
+		// A short skipped run: the session goes on after the Sync.
+		var short []pgproto3.FrontendMessage
+		short = append(short, &P{Query: "SELECT 1/0"}, &B{}, &E{})
+		for range 1000 {
+			short = append(short, &E{})
+		}
+		p.rc.conn.Write(encode(t, append(short, &S{}, &Q{String: "SELECT 'alive'"})...))
+		if got := firstRowOrError(t, p); got != "ERROR 22012" {
+			t.Fatalf("got %q, want the division by zero", got)
+		}
+		if got := firstRowOrError(t, p); got != "row alive" {
+			t.Fatalf("after a short skipped run and its Sync: %q, want the next query's row", got)
+		}
+		p.readUntil(t, "ready", 1)
+
+		before := heapMiB()
+		p.rc.conn.Write(encode(t, &P{Query: "SELECT 1/0"}, &B{}, &E{}, &F{}))
+		if got := firstRowOrError(t, p); got != "ERROR 22012" {
+			t.Fatalf("got %q, want the division by zero", got)
+		}
+		const total, chunk = 1_000_000, 50_000
+		var batch []byte
+		for range chunk {
+			batch = append(batch, encode(t, &E{})...)
+		}
+		for sent := 0; sent < total; sent += chunk {
+			if _, err := p.rc.conn.Write(batch); err != nil {
+				break // the gateway ended the session
+			}
+		}
+		if got := firstAnswer(t, p, true); got != "FATAL 54000" {
+			t.Errorf("after %d skipped Executes: %q, want FATAL 54000", total, got)
+		}
+		select {
+		case <-g.rec.ends:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the session did not end")
+		}
+		// The test's recorder keeps every statement event (the skipped
+		// Executes' too); the gateway keeps none.
+		g.rec.mu.Lock()
+		g.rec.stmts = nil
+		g.rec.mu.Unlock()
+		if grew := heapMiB() - before; grew > 16 {
+			t.Errorf("the gateway still holds %.0f MiB after the session ended", grew)
+		}
+	})
+}
+
+// TestPortalRecordFollowsTransactions: the gateway forgets a named
+// portal only at a Close of it; the target drops every portal at the end
+// of its transaction (and never creates one whose Bind it skipped). A
+// session that binds new portal names, one per transaction, grows the
+// gateway's record without bound while the target holds none. Named
+// statements are bounded (maxNamedBytes); portals are not.
+func TestPortalRecordFollowsTransactions(t *testing.T) {
+	g := startGateway(t, gatewayOptions{plainClients: true})
+	p := &pipelineReader{rc: dialRaw(t, g, true, encode(t, &P{Name: "s", Query: "SELECT 1"}, &S{}))}
+	p.readUntil(t, "ready", 1)
+	before := heapMiB()
+	const total, chunk = 400_000, 20_000
+	prefix := strings.Repeat("p", 50)
+	for sent := 0; sent < total; sent += chunk {
+		// Skipped Binds: the target is discarding after the error.
+		msgs := []pgproto3.FrontendMessage{&P{Query: "SELECT 1/0"}, &B{}, &E{}}
+		for i := range chunk {
+			msgs = append(msgs, &B{DestinationPortal: fmt.Sprintf("%s%07d", prefix, sent+i), PreparedStatement: "s"})
+		}
+		msgs = append(msgs, &S{})
+		p.rc.conn.Write(encode(t, msgs...))
+		p.readUntil(t, "ready", 1)
+	}
+	after := heapMiB()
+	t.Logf("heap before %.1f MiB, after %d skipped Binds of new portals %.1f MiB", before, total, after)
+	if after-before > 16 {
+		t.Errorf("the gateway holds %.0f MiB of portals the target never had", after-before)
+	}
+}
+
+// TestExecuteOfCursorIsAudited: SQL cursors share the namespace of
+// protocol portals, and the target drops portals at the end of a
+// transaction while the gateway keeps its record. An Execute message of a
+// portal the gateway did not bind (a DECLAREd cursor) is forwarded and runs,
+// and its statement event has no text and Allowed=false (audited as a
+// denial) although rows came back; an Execute of a name whose recorded
+// portal the target dropped is audited with the text of the old statement
+// although the cursor's query ran.
+func TestExecuteOfCursorIsAudited(t *testing.T) {
+	forTransports(t, func(t *testing.T, plain bool) {
+		g := startGateway(t, gatewayOptions{plainClients: plain})
+		p := &pipelineReader{rc: dialRaw(t, g, plain, encode(t, &S{}))}
+		p.readUntil(t, "ready", 1)
+
+		t.Run("declared-cursor", func(t *testing.T) {
+			before := len(g.rec.statements())
+			p.rc.conn.Write(encode(t, &Q{String: "BEGIN"}, &Q{String: "DECLARE c CURSOR FOR SELECT name FROM items WHERE id = 7"}))
+			p.readUntil(t, "ready", 2)
+			p.rc.conn.Write(encode(t, &E{Portal: "c"}, &S{}))
+			got := firstRowOrError(t, p)
+			p.readUntil(t, "ready", 1)
+			p.rc.conn.Write(encode(t, &Q{String: "COMMIT"}))
+			p.readUntil(t, "ready", 1)
+			t.Logf("Execute of cursor c: %s; events %v", got, eventsSince(g, before))
+			for _, e := range g.rec.statements()[before:] {
+				if e.Kind == KindExecute && e.Executed && (!e.Allowed || !strings.Contains(e.Text, "items")) {
+					t.Errorf("Execute of cursor c ran (%s) but its event says allowed=%t text=%q", got, e.Allowed, e.Text)
+				}
+			}
+		})
+		t.Run("stale-portal", func(t *testing.T) {
+			p.rc.conn.Write(encode(t, &Q{String: "BEGIN"}, &P{Name: "old", Query: "SELECT 'old statement'"},
+				&B{DestinationPortal: "c", PreparedStatement: "old"}, &E{Portal: "c"}, &S{}, &Q{String: "COMMIT"}))
+			p.readUntil(t, "ready", 3)
+			before := len(g.rec.statements())
+			p.rc.conn.Write(encode(t, &Q{String: "BEGIN"}, &Q{String: "DECLARE c CURSOR FOR SELECT name FROM items WHERE id = 8"}))
+			p.readUntil(t, "ready", 2)
+			p.rc.conn.Write(encode(t, &E{Portal: "c"}, &S{}))
+			got := firstRowOrError(t, p)
+			p.readUntil(t, "ready", 1)
+			p.rc.conn.Write(encode(t, &Q{String: "COMMIT"}))
+			p.readUntil(t, "ready", 1)
+			t.Logf("Execute of c: %s; events %v", got, eventsSince(g, before))
+			for _, e := range g.rec.statements()[before:] {
+				if e.Kind == KindExecute && strings.Contains(e.Text, "old statement") {
+					t.Errorf("Execute of c returned %q from the cursor, but its event names %q", got, e.Text)
+				}
+			}
+		})
+	})
+}
