@@ -224,8 +224,23 @@ var _ pgproxy.QuickChecker = (*pgChecker)(nil)
 // must make TryCheck return false, so that the session waits on its own
 // goroutine.
 func (c *pgChecker) TryCheck(sql string) (pgproxy.Verdict, bool) {
+	if len(sql) > quickParseMax {
+		// Parsing a long text can take the parser a while (a 32 KiB
+		// expression, half a second), which would stall every session on
+		// the event loop: unless its verdict is cached, the session moves
+		// to its own goroutines, where Check runs.
+		c.mu.Lock()
+		_, ok := c.verdicts[sql]
+		c.mu.Unlock()
+		if !ok {
+			return pgproxy.Verdict{}, false
+		}
+	}
 	return c.Check(context.Background(), sql), true
 }
+
+// quickParseMax is the longest statement text the event loop parses.
+const quickParseMax = 4 << 10
 
 func (c *pgChecker) Check(ctx context.Context, sql string) pgproxy.Verdict {
 	c.mu.Lock()
@@ -284,7 +299,7 @@ func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) (pgpro
 		tags[i] = s.Tag
 	}
 	v := pol.Evaluate(c.principal, c.target, req, now)
-	out := pgproxy.Verdict{Tag: strings.Join(tags, ";"), Rule: v.Rule}
+	out := pgproxy.Verdict{Tag: strings.Join(tags, ";"), Rule: v.Rule, PolicyCommit: pol.Commit}
 	for _, st := range res.Statements {
 		out.CopyIn = out.CopyIn || st.CopyFromStdin
 		if st.Tag == "PREPARE" && st.Prepared != "" {
@@ -332,8 +347,14 @@ func (o *pgObserver) SessionStart(s pgproxy.SessionInfo) {
 func (o *pgObserver) Statement(e pgproxy.StatementEvent) {
 	// The relay's thread pays only for copying e: the audit log formats
 	// the Detail entries when it seals the event.
-	ev := audit.Event{Time: e.Start, Action: "statement", Principal: o.principal, Target: o.target, Session: e.SessionID, PolicyCommit: o.commit, Rule: e.Verdict.Rule,
-		Details: &statementDetail{text: e.Text, kind: e.Kind, class: e.Verdict.Tag, tag: e.CommandTag, errorCode: e.ErrorCode, rows: e.Rows, duration: e.Duration}}
+	// The commit that decided, which may be newer than the session's.
+	commit := e.Verdict.PolicyCommit
+	if commit == "" {
+		commit = o.commit
+	}
+	ev := audit.Event{Time: e.Start, Action: "statement", Principal: o.principal, Target: o.target, Session: e.SessionID, PolicyCommit: commit, Rule: e.Verdict.Rule,
+		Details: &statementDetail{text: e.Text, kind: e.Kind, class: e.Verdict.Tag, tag: e.CommandTag, errorCode: e.ErrorCode, rows: e.Rows, duration: e.Duration,
+			skipped: e.Allowed && !e.Executed}}
 	if e.Allowed {
 		ev.Decision = "allow"
 	} else {
@@ -351,6 +372,9 @@ type statementDetail struct {
 	class, tag, errorCode string
 	rows                  int64
 	duration              time.Duration
+	// skipped marks an allowed statement that did not run: the target
+	// skipped it after an earlier error, or the session ended first.
+	skipped bool
 }
 
 func (d *statementDetail) AppendDetail(dst []audit.Field) []audit.Field {
@@ -359,6 +383,9 @@ func (d *statementDetail) AppendDetail(dst []audit.Field) []audit.Field {
 		audit.Field{Key: "duration_us", Value: strconv.FormatInt(d.duration.Microseconds(), 10)})
 	if d.errorCode != "" {
 		dst = append(dst, audit.Field{Key: "error_code", Value: d.errorCode})
+	}
+	if d.skipped {
+		dst = append(dst, audit.Field{Key: "executed", Value: "false"})
 	}
 	dst = append(dst, audit.Field{Key: "kind", Value: d.kind.String()},
 		audit.Field{Key: "rows", Value: strconv.FormatInt(d.rows, 10)})

@@ -371,29 +371,31 @@ func TestSec2SessionEndCounts(t *testing.T) {
 // to every grant, including admin, and a call of a user's function is
 // opaque, so every deny rule covers it. But a function of one row-type
 // argument can be called in attribute notation (o.f for f(o)), which the
-// classifier takes for a column: the admin grant creates such a function
-// (CREATE FUNCTION is not a DROP) and then runs a DROP TABLE through it,
-// unrefused and audited as a SELECT.
+// classifier takes for a column: the admin grant created such a function
+// (CREATE FUNCTION was not a DROP) and then ran a DROP TABLE through it,
+// unrefused and audited as a SELECT. The rules now see a function's body
+// when it is created: an SQL body by its statements, any other as opaque.
 func TestSec2AttributeNotationRunsUnseenFunction(t *testing.T) {
 	t.Cleanup(func() {
-		psqlUpstream(t, "DROP FUNCTION IF EXISTS sec2_f(orders); DROP TABLE IF EXISTS sec2_keep")
+		psqlUpstream(t, "DROP FUNCTION IF EXISTS sec2_f(orders); DROP FUNCTION IF EXISTS sec2_g(orders); DROP TABLE IF EXISTS sec2_keep")
 	})
 	conn := connect(t, pgConfig(t, carol))
 	ctx := testCtx(t)
-	for _, sql := range []string{
-		"CREATE TABLE sec2_keep (id int)",
-		"CREATE FUNCTION sec2_f(orders) RETURNS int LANGUAGE sql AS 'DROP TABLE sec2_keep; SELECT 1'",
-	} {
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
+	if _, err := conn.Exec(ctx, "CREATE TABLE sec2_keep (id int)"); err != nil {
+		t.Fatal(err)
 	}
-	// Control: the plain call is opaque and refused.
-	_, err := conn.Exec(ctx, "SELECT sec2_f(o) FROM orders o LIMIT 1")
-	wantRefusal(t, err, "no-drop")
-	noteRefusal(carol, "SELECT sec2_f(o) FROM orders o LIMIT 1", "no-drop")
-	_, err = conn.Exec(ctx, "SELECT o.sec2_f FROM orders o LIMIT 1")
-	t.Logf("attribute notation: %v", err)
+	for _, sql := range []string{
+		"CREATE FUNCTION sec2_f(orders) RETURNS int LANGUAGE sql AS 'DROP TABLE sec2_keep; SELECT 1'",
+		"CREATE FUNCTION sec2_g(orders) RETURNS int LANGUAGE plpgsql AS $$ BEGIN DROP TABLE sec2_keep; RETURN 1; END $$",
+	} {
+		_, err := conn.Exec(ctx, sql)
+		wantRefusal(t, err, "no-drop")
+		noteRefusal(carol, sql, "no-drop")
+	}
+	for _, sql := range []string{"SELECT o.sec2_f FROM orders o LIMIT 1", "SELECT o.sec2_g FROM orders o LIMIT 1"} {
+		_, err := conn.Exec(ctx, sql)
+		t.Logf("%s: %v", sql, err)
+	}
 	if got := psqlUpstream(t, "SELECT count(*) FROM pg_class WHERE relname = 'sec2_keep'"); got == "0" {
 		t.Errorf("table sec2_keep was dropped through the admin grant although rule no-drop denies DROP to every grant")
 	}

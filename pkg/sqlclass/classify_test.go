@@ -495,3 +495,34 @@ func TestRowActionsOfMergeAndUpsert(t *testing.T) {
 		}
 	}
 }
+
+// TestFunctionBodyIsSeenWhenCreated: a call of a user's function may look
+// like a column (o.f for f(o)), so rules see its body when it is created:
+// an SQL body's statements by their tags, any other body as opaque.
+func TestFunctionBodyIsSeenWhenCreated(t *testing.T) {
+	for _, tc := range []struct {
+		sql    string
+		tag    string // a tag the statement must have, or ""
+		opaque bool
+	}{
+		{"CREATE FUNCTION f(orders) RETURNS int LANGUAGE sql AS 'DROP TABLE keep; SELECT 1'", "DROP TABLE", false},
+		{"CREATE OR REPLACE FUNCTION f() RETURNS int AS $$ DELETE FROM orders; SELECT 1 $$ LANGUAGE SQL", "DELETE", false},
+		{"CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC DELETE FROM orders; SELECT 1; END", "DELETE", false},
+		{"CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'", "", false},
+		{"CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$", "", true},
+		{"CREATE PROCEDURE p() LANGUAGE plpgsql AS $$ BEGIN DROP TABLE keep; END $$", "", true},
+		{"CREATE FUNCTION f() RETURNS int LANGUAGE c AS 'lib', 'sym'", "", true},
+	} {
+		res, err := Classify(tc.sql)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.sql, err)
+		}
+		st := res.Statements[0]
+		if tc.tag != "" && !slices.Contains(st.Tags, tc.tag) {
+			t.Errorf("%s: tags %q lack %q", tc.sql, st.Tags, tc.tag)
+		}
+		if st.Opaque != tc.opaque {
+			t.Errorf("%s: opaque = %v, want %v", tc.sql, st.Opaque, tc.opaque)
+		}
+	}
+}

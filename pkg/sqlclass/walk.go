@@ -138,6 +138,10 @@ func (w *walker) visit(msg protoreflect.ProtoMessage, sc scope) scope {
 		st.DoBlock, st.Opaque = true, true
 	case *pg_query.CallStmt:
 		st.Call, st.Opaque = true, true
+	case *pg_query.CreateFunctionStmt:
+		if !sc.planOnly {
+			functionBody(st, x)
+		}
 	case *pg_query.DeclareCursorStmt:
 		if !sc.planOnly && st.Cursor == "" {
 			st.Cursor = x.GetPortalname()
@@ -378,3 +382,47 @@ func addUnique(list *[]string, s string) {
 		*list = append(*list, s)
 	}
 }
+
+// functionBody takes what a function or procedure being created runs into
+// st: a call of it may later look like a column (attribute notation, o.f
+// for f(o)), so the rules must see its body when it is created. The
+// statements of a LANGUAGE sql body given as a string are classified and
+// their tags added (a BEGIN ATOMIC body is part of the tree and walked
+// anyway); a body in any other language is opaque (fail closed).
+func functionBody(st *Statement, x *pg_query.CreateFunctionStmt) {
+	if x.GetSqlBody() != nil {
+		return
+	}
+	var language string
+	var body []string
+	for _, o := range x.GetOptions() {
+		d := o.GetDefElem()
+		switch d.GetDefname() {
+		case "language":
+			language = asciiLower(d.GetArg().GetString_().GetSval())
+		case "as":
+			for _, item := range d.GetArg().GetList().GetItems() {
+				body = append(body, item.GetString_().GetSval())
+			}
+		}
+	}
+	if language != "sql" || len(body) != 1 {
+		st.Opaque = true
+		return
+	}
+	res, err := Classify(body[0])
+	if err != nil {
+		st.Opaque = true
+		return
+	}
+	for _, b := range res.Statements {
+		for _, t := range b.Tags {
+			addUnique(&st.Tags, t)
+		}
+		st.Opaque = st.Opaque || b.Opaque
+		if st.Forbidden == "" && b.Forbidden != "" {
+			st.Forbidden = "in the function's body: " + b.Forbidden
+		}
+	}
+}
+

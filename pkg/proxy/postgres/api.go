@@ -111,6 +111,8 @@ type Verdict struct {
 	// them as portals of this text: an Execute of one is audited with the
 	// DECLARE that opened it.
 	Declares []string
+	// PolicyCommit is the policy commit that decided, for audit.
+	PolicyCommit string
 	// EndCode, when set, ends the session: the client gets FATAL with this
 	// SQLSTATE and Message instead of a refusal of the one statement, for
 	// a reason no later statement of the session can get past (the
@@ -202,8 +204,11 @@ type SessionStats struct {
 	// ends the session with): they measure the traffic between client and
 	// target, not the bytes on the client's socket.
 	BytesIn, BytesOut int64
-	Statements        int64
-	Refused           int64
+	// Statements counts the session's statement events (Observer.Statement):
+	// each simple Query, each Execute, each refused Parse, whether the
+	// target ran it or not; Refused those the checker refused.
+	Statements int64
+	Refused    int64
 	// Reason says how the session ended: "client-terminate",
 	// "client-disconnect", "target-lost", "message-too-large", "shutdown",
 	// "protocol-error".

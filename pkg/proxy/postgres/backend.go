@@ -303,11 +303,7 @@ func (s *session) finish(e *entry) {
 	default:
 		return
 	}
-	if s.plan.Observer == nil {
-		return
-	}
-	s.plan.Observer.Statement(StatementEvent{
-		SessionID:  s.plan.ID,
+	s.report(StatementEvent{
 		Kind:       kind,
 		Text:       e.text,
 		Allowed:    e.verdict.Allow,
@@ -319,6 +315,19 @@ func (s *session) finish(e *entry) {
 		Start:      e.start,
 		Duration:   time.Since(e.start),
 	})
+}
+
+// report counts a statement event and hands it to the observer. Both
+// relay sides report, so the counts are atomic.
+func (s *session) report(e StatementEvent) {
+	s.statements.Add(1)
+	if !e.Allowed {
+		s.refused.Add(1)
+	}
+	if s.plan.Observer != nil {
+		e.SessionID = s.plan.ID
+		s.plan.Observer.Statement(e)
+	}
 }
 
 // addTag adds a command tag word and its row count to the entry.

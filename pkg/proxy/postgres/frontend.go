@@ -120,18 +120,16 @@ var errCheckWouldWait = errors.New("statement check would wait")
 // check asks the session's checker about sql and counts the outcome. On the
 // event loop it never waits: errCheckWouldWait means the caller must stop
 // before changing any state.
-func (s *session) check(sql string) (Verdict, error) {
+func (s *session) check(sql string, kind StatementKind) (Verdict, error) {
 	v, err := s.verdict(sql)
 	if err != nil {
 		return v, err
 	}
-	s.statements++
 	if v.EndCode != "" && !v.Allow {
-		s.refused++
+		s.report(StatementEvent{Kind: kind, Text: sql, Verdict: v, Start: time.Now()})
 		return v, &refusedSessionError{code: v.EndCode, msg: v.Message}
 	}
 	if !v.Allow {
-		s.refused++
 		s.log.Info("statement refused", "rule", v.Rule, "tag", v.Tag)
 	}
 	return v, nil
@@ -159,7 +157,7 @@ func (s *session) onQuery(n int) error {
 		return errBadQuery
 	}
 	text := s.textOf(sql)
-	v, err := s.check(text)
+	v, err := s.check(text, KindQuery)
 	if err != nil {
 		return err
 	}
@@ -200,7 +198,7 @@ func (s *session) onParse(n int) error {
 	if prev != nil && len(name) == 0 && prev.text == text {
 		text = prev.text // the same one-shot statement again: share its text
 	}
-	v, err := s.check(text)
+	v, err := s.check(text, KindParse)
 	if err != nil {
 		return err
 	}
@@ -374,10 +372,7 @@ func (s *session) recheck(text string, kind StatementKind, what string) error {
 	if err != nil || v.Allow {
 		return err
 	}
-	s.refused++
-	if s.plan.Observer != nil {
-		s.plan.Observer.Statement(StatementEvent{SessionID: s.plan.ID, Kind: kind, Text: text, Verdict: v, Start: time.Now()})
-	}
+	s.report(StatementEvent{Kind: kind, Text: text, Verdict: v, Start: time.Now()})
 	if v.EndCode != "" {
 		return &refusedSessionError{code: v.EndCode, msg: v.Message}
 	}
@@ -445,7 +440,7 @@ func (s *session) onFunctionCall(n int) error {
 	}
 	oid := binary.BigEndian.Uint32(msg[5:])
 	text := "FUNCTION CALL " + strconv.FormatUint(uint64(oid), 10)
-	v, err := s.check(text)
+	v, err := s.check(text, KindFunctionCall)
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func relayOnGoroutines(in []byte) relayOutcome {
 	ss.clientLoop(nil)
 	sent := bytes.Clone(out.Bytes())
 	ss.fe.w.Flush()
-	return relayOutcome{sent: sent, produced: out.Bytes(), reason: ss.reason, statements: ss.statements, refused: ss.refused}
+	return relayOutcome{sent: sent, produced: out.Bytes(), reason: ss.reason, statements: ss.statements.Load(), refused: ss.refused.Load()}
 }
 
 // relayThroughPump relays in the way a plaintext session is relayed: the
@@ -122,7 +122,7 @@ func relayThroughPump(t *testing.T, in []byte, pieces []int) relayOutcome {
 	cc.Close()
 	<-wrote
 	sent := <-drained
-	return relayOutcome{sent: sent, reason: ss.reason, statements: ss.statements, refused: ss.refused}
+	return relayOutcome{sent: sent, reason: ss.reason, statements: ss.statements.Load(), refused: ss.refused.Load()}
 }
 
 // socketPair returns a connected Unix stream pair: a non-blocking end for

@@ -64,12 +64,12 @@ func (ss *session) run(client *relayConn, r *bufio.Reader, w *bufio.Writer) {
 		End:         time.Now(),
 		BytesIn:     ss.fe.bytes,
 		BytesOut:    ss.be.bytes,
-		Statements:  ss.statements,
-		Refused:     ss.refused,
+		Statements:  ss.statements.Load(),
+		Refused:     ss.refused.Load(),
 		Reason:      ss.reason,
 	}
-	ss.log.Info("postgres session ended", "reason", ss.reason, "statements", ss.statements,
-		"refused", ss.refused, "bytes_in", stats.BytesIn, "bytes_out", stats.BytesOut,
+	ss.log.Info("postgres session ended", "reason", ss.reason, "statements", stats.Statements,
+		"refused", stats.Refused, "bytes_in", stats.BytesIn, "bytes_out", stats.BytesOut,
 		"duration", stats.End.Sub(ss.info.Start).Round(time.Millisecond))
 	if o := ss.plan.Observer; o != nil {
 		o.SessionEnd(stats)

@@ -71,8 +71,9 @@ type session struct {
 	skippedNow     map[string]bool
 	scratch        []byte
 	lastQuery      string
-	statements     int64
-	refused        int64
+	// statements and refused count the statement events reported (see
+	// report), from both relay sides.
+	statements, refused atomic.Int64
 	// copyMaybe is set after a client Execute until the client sends
 	// something other than Sync or Flush: a Sync then may reach a target
 	// in copy-in mode, which ignores it (client goroutine).
