@@ -425,4 +425,3 @@ func functionBody(st *Statement, x *pg_query.CreateFunctionStmt) {
 		}
 	}
 }
-
