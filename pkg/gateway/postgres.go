@@ -28,6 +28,9 @@ import (
 // that ends a session whose token expired.
 const codeTokenExpired = "28000"
 
+// codeNoGrant (insufficient_privilege) ends a session whose grant is gone.
+const codeNoGrant = "42501"
+
 // maxAuditText bounds the statement text kept in one audit event.
 const maxAuditText = 8 << 10
 
@@ -308,6 +311,14 @@ func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) (pgpro
 		if st.Cursor != "" {
 			out.Declares = append(out.Declares, st.Cursor)
 		}
+	}
+	if v.Decision == policy.Deny && v.Grant == nil {
+		// The grant is gone (removed or expired): no statement of the
+		// session may run, not even a ROLLBACK, so the session ends, which
+		// rolls back its transaction and releases its locks on the target.
+		out.EndCode = codeNoGrant
+		out.Message = v.Message + "; the session is closed (its open transaction is rolled back)"
+		return out, nil
 	}
 	switch v.Decision {
 	case policy.Allow:

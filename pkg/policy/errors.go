@@ -36,11 +36,19 @@ type NoGrantError struct {
 	Principal     Principal
 	Target        string
 	UnknownTarget bool
+	// Expired is a grant of the principal to the target that has expired,
+	// if there is one: the message names it rather than saying there is
+	// no grant.
+	Expired *Grant
 }
 
 func (e *NoGrantError) Error() string {
 	if e.UnknownTarget {
 		return fmt.Sprintf("there is no target %q; run \"gatectl targets\" to list the targets you can reach", e.Target)
+	}
+	if g := e.Expired; g != nil {
+		return fmt.Sprintf("grant %q (%s) gave %s %s access to target %q until it expired on %s; ask its owner %s to renew it",
+			g.ID, g.Pos, e.Principal, g.Access, e.Target, g.Expires.Format("2006-01-02"), g.Owner)
 	}
 	return fmt.Sprintf("no grant gives %s access to target %q; ask the owner to add one in grants/", e.Principal, e.Target)
 }

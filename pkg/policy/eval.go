@@ -100,7 +100,13 @@ func (p *Policy) Grant(pr Principal, target string, now time.Time) (*Grant, erro
 		}
 	}
 	if best == nil {
-		return nil, &NoGrantError{Principal: pr, Target: target}
+		e := &NoGrantError{Principal: pr, Target: target}
+		for _, g := range p.Grants {
+			if g.Target == target && pr.Matches(g.To) && !g.Active(now) && (e.Expired == nil || g.Expires.After(e.Expired.Expires)) {
+				e.Expired = g
+			}
+		}
+		return nil, e
 	}
 	return best, nil
 }

@@ -85,7 +85,7 @@ func TestEvaluate(t *testing.T) {
 		{name: "unknown-target", pr: alice, target: "billing", req: req(sel), want: Deny,
 			wantMsg: `there is no target "billing"; run "gatectl targets" to list the targets you can reach`},
 		{name: "expired-grant", pr: old, target: "orders", req: req(sel), want: Deny,
-			wantMsg: `no grant gives user:old access to target "orders"; ask the owner to add one in grants/`},
+			wantMsg: `grant "old-orders-write" (grants/more.toml:25) gave user:old write access to target "orders" until it expired on 2026-01-01; ask its owner group:dba to renew it`},
 		{name: "read-allowed", pr: etl, target: "metrics", req: req(sel), want: Allow, wantGrant: "etl-metrics-read",
 			wantMsg: `allowed by grant "etl-metrics-read"`},
 		{name: "read-masked", pr: etl, target: "orders", req: req(sel), want: Mask, wantRule: "pii", wantGrant: "etl-orders-read", wantMasks: 1,
@@ -167,6 +167,10 @@ func TestGrantErrors(t *testing.T) {
 			_, err := p.Grant(old, "orders", tt.at)
 			if got := err == nil; got != tt.want {
 				t.Errorf("granted: got %v, want %v (err %v)", got, tt.want, err)
+			}
+			// An expired grant is named, not reported as missing.
+			if err != nil && !strings.Contains(err.Error(), "until it expired on 2026-01-01") {
+				t.Errorf("error %q does not name the expired grant", err)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -86,6 +87,10 @@ func (ss *session) end(reason string, fe *clientError) {
 	})
 }
 
+// shutdownCancelTimeout bounds the cancel request that Shutdown sends for
+// a session's statement in flight.
+const shutdownCancelTimeout = 3 * time.Second
+
 // shutdown ends the session for Server.Shutdown. A session on the event
 // loop is first given back to its goroutines, which call shutdown again.
 func (ss *session) shutdown() {
@@ -98,7 +103,23 @@ func (ss *session) shutdown() {
 	}
 	client := ss.client
 	ss.modeMu.Unlock()
-	ss.end(reasonShutdown, fatal(codeAdminShutdown, "the gateway is shutting down; reconnect to continue"))
+	msg := "the gateway is shutting down; reconnect to continue"
+	if ss.queue.len() > 0 {
+		msg = "the gateway is shutting down and cancelled the statement in flight on the target; reconnect to continue"
+		// A statement is in flight: cancel it on the target, which would
+		// otherwise run it to the end (and commit it) after the client
+		// was told the session ended. Shutdown waits for the request.
+		ss.srv.wg.Add(1)
+		go func() {
+			defer ss.srv.wg.Done()
+			ctx, stop := context.WithTimeout(context.Background(), shutdownCancelTimeout)
+			defer stop()
+			if err := ss.up.cancel(ctx); err != nil {
+				ss.log.Warn("could not cancel the running statement on the target at shutdown", "err", err)
+			}
+		}()
+	}
+	ss.end(reasonShutdown, fatal(codeAdminShutdown, msg))
 	// Unblock a client goroutine waiting on the client, and bound the
 	// final write to a client that does not read.
 	client.SetReadDeadline(time.Now())

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -121,4 +122,51 @@ func testShutdownEndsSessions(t *testing.T, plain bool) {
 	if err := g.srv.Shutdown(short); err != nil {
 		t.Errorf("second Shutdown: got %v, want nil", err)
 	}
+}
+
+// TestShutdownCancelsTheStatementInFlight: a session ended by Shutdown
+// while its statement runs used to leave the statement running on the
+// target, which committed it after the client had been told the session
+// ended. Shutdown now cancels it on the target.
+func TestShutdownCancelsTheStatementInFlight(t *testing.T) {
+	forTransports(t, func(t *testing.T, plain bool) {
+		g := startGateway(t, gatewayOptions{plainClients: plain})
+		conn := g.connect(t, nil)
+		ctx := context.Background()
+		// Without the cancel the target would notice the closed
+		// connection only when the statement ends.
+		if _, err := conn.Exec(ctx, "SET client_connection_check_interval = 0"); err != nil {
+			t.Fatal(err)
+		}
+		var pid int
+		if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := conn.Exec(ctx, "SELECT pg_sleep(60)")
+			done <- err
+		}()
+		waitFor(t, "the statement to run on the target", func() bool {
+			return pgStateOf(t, pid) == "active"
+		})
+		expired, cancel := context.WithCancel(ctx)
+		cancel()
+		g.srv.Shutdown(expired)
+		if err := <-done; err == nil || !strings.Contains(err.Error(), "cancelled the statement in flight") {
+			t.Errorf("the client got %v, want the shutdown saying the statement was cancelled", err)
+		}
+		waitFor(t, "the target to stop the statement", func() bool { return pgStateOf(t, pid) != "active" })
+	})
+}
+
+// pgStateOf is the target backend pid's state in pg_stat_activity, or ""
+// once it is gone.
+func pgStateOf(t *testing.T, pid int) string {
+	t.Helper()
+	out, err := testPG.Psql(context.Background(), "postgres", fmt.Sprintf("SELECT state FROM pg_stat_activity WHERE pid = %d", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(out)
 }
