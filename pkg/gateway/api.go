@@ -229,11 +229,58 @@ func (g *Gateway) serveAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/jsonl")
 	enc := json.NewEncoder(w)
-	err = g.db.Audit().Scan(r.Context(), f, func(e audit.Event) error { return enc.Encode(e) })
+	last := f.AfterSeq
+	err = g.db.Audit().Scan(r.Context(), f, func(e audit.Event) error { last = max(last, e.Seq); return enc.Encode(e) })
 	if err != nil {
 		g.log.Error("audit scan", "err", err)
+		return
+	}
+	if q.Get("follow") == "true" && !f.Desc {
+		g.followAudit(w, r, c, f, last)
 	}
 }
+
+// followAudit streams the events written after seq last as they come, in
+// one response, so that following the log audits one read rather than a
+// read per poll. It ends when the client goes, the gateway stops, the
+// caller's token expires or the policy no longer makes the caller an
+// auditor.
+func (g *Gateway) followAudit(w http.ResponseWriter, r *http.Request, c caller, f audit.Filter, last int64) {
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		return
+	}
+	enc := json.NewEncoder(w)
+	tick := time.NewTicker(auditFollowPoll)
+	defer tick.Stop()
+	for {
+		flusher.Flush()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-g.stopping:
+			return
+		case <-tick.C:
+		}
+		if exp := c.principal.Expires; !exp.IsZero() && !time.Now().Before(exp) {
+			return
+		}
+		if pol := g.currentPolicy(); pol == nil || !pol.IsAuditor(c.principal) {
+			return
+		}
+		if err := g.audit.Flush(r.Context()); err != nil {
+			return
+		}
+		f.AfterSeq, f.Limit = last, 0
+		err := g.db.Audit().Scan(r.Context(), f, func(e audit.Event) error { last = max(last, e.Seq); return enc.Encode(e) })
+		if err != nil {
+			return
+		}
+	}
+}
+
+// auditFollowPoll is how often a followed audit stream looks for new events.
+const auditFollowPoll = 500 * time.Millisecond
 
 func (g *Gateway) serveAuditVerify(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)

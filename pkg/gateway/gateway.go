@@ -41,6 +41,8 @@ type Gateway struct {
 
 	tlsConfig *tls.Config
 	apiURL    string
+	// stopping is closed when the API server starts shutting down.
+	stopping chan struct{}
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -173,6 +175,10 @@ func (g *Gateway) start(ctx context.Context) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
+	// Shutdown waits for requests to end: a followed audit stream ends
+	// when it starts.
+	g.stopping = make(chan struct{})
+	api.RegisterOnShutdown(func() { close(g.stopping) })
 	g.trackServer(api)
 	go func() {
 		if err := api.ServeTLS(apiLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/gatectl/gatectl/pkg/api"
 	"github.com/gatectl/gatectl/pkg/audit"
 	"github.com/gatectl/gatectl/pkg/cli/cmdutil"
+	"github.com/gatectl/gatectl/pkg/client"
 	"github.com/gatectl/gatectl/pkg/policy"
 	"github.com/gatectl/gatectl/pkg/store/sqlite"
 )
@@ -149,68 +151,82 @@ func newTailCmd(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "tail [-n N] [-f]",
 		Short: "Show the newest audit events",
+		Long: `Show the newest audit events, oldest of them first. With -f, keep printing
+events as they are written, over one stream that the gateway audits as one
+read; -n 0 -f prints only events written from now on. Ctrl-C stops.`,
 		Example: `  $ gatectl audit tail
-  $ gatectl audit tail -n 100 -f`,
+  $ gatectl audit tail -n 100 -f
+  $ gatectl audit tail -n 0 -f --output json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if n < 0 {
+				return cmdutil.Usagef("-n must be 0 or more, not %d", n)
+			}
 			ctx := cmd.Context()
 			var events []audit.Event
-			q := url.Values{"desc": {"true"}, "limit": {strconv.Itoa(n)}}
+			// -n 0 still reads the newest event, to follow from it.
+			q := url.Values{"desc": {"true"}, "limit": {strconv.Itoa(max(n, 1))}}
 			if err := fetch(ctx, f, q, func(e audit.Event) error { events = append(events, e); return nil }); err != nil {
 				return err
 			}
 			slices.Reverse(events)
-			if err := writeEvents(f, events); err != nil || !follow {
-				return err
-			}
 			var last int64
 			if len(events) > 0 {
 				last = events[len(events)-1].Seq
 			}
-			format, _ := f.Format()
-			for {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(time.Second):
-				}
-				var batch []audit.Event
-				err := fetch(ctx, f, url.Values{"after": {strconv.FormatInt(last, 10)}}, func(e audit.Event) error {
-					batch = append(batch, e)
-					last = e.Seq
-					return nil
-				})
-				if err != nil {
-					if ctx.Err() != nil {
-						return nil
-					}
-					return err
-				}
-				if len(batch) == 0 {
-					continue
-				}
-				if format == cmdutil.FormatJSON {
-					enc := json.NewEncoder(f.IO.Out)
-					for _, e := range batch {
-						enc.Encode(e)
-					}
-					continue
-				}
-				t := eventTable()
-				t.Header = nil
-				for _, e := range batch {
-					addEvent(t, e)
-				}
-				t.Rows = t.Rows[:len(t.Rows):len(t.Rows)]
-				if err := writeRows(f, t, format); err != nil {
+			if n == 0 {
+				events = nil
+			}
+			if n > 0 || !follow {
+				if err := writeEvents(f, events); err != nil || !follow {
 					return err
 				}
 			}
+			return followEvents(ctx, f, last)
 		},
 	}
 	cmd.Flags().IntVarP(&n, "lines", "n", 20, "how many events to show")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events as they are written")
 	return cmd
+}
+
+// followEvents prints the events after seq last as the gateway streams
+// them, until ctx ends. When the stream breaks (the gateway restarted), it
+// says so on stderr and reconnects.
+func followEvents(ctx context.Context, f *cmdutil.Factory, last int64) error {
+	format, _ := f.Format()
+	out := func(e audit.Event) error {
+		last = e.Seq
+		if format == cmdutil.FormatJSON {
+			return json.NewEncoder(f.IO.Out).Encode(e)
+		}
+		t := eventTable()
+		t.Header = nil
+		addEvent(t, e)
+		return writeRows(f, t, format)
+	}
+	for {
+		q := url.Values{"after": {strconv.FormatInt(last, 10)}, "follow": {"true"}}
+		err := fetch(ctx, f, q, out)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var ae *cmdutil.AuthError
+		var refused *client.Error
+		if errors.As(err, &ae) || errors.As(err, &refused) {
+			return err // the gateway answered: waiting will not change it
+		}
+		why := "the gateway ended the stream"
+		if err != nil {
+			why = err.Error()
+		}
+		fmt.Fprintf(f.IO.ErrOut, "gatectl: %s; reconnecting in 2s (Ctrl-C stops)\n", why)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // writeRows prints rows without a header (for --follow).
@@ -236,23 +252,34 @@ func newSearchCmd(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "search [filters]",
 		Short: "Find audit events",
+		Long: `Find the newest audit events that match every filter given, and print them
+oldest first. When more match than --limit, stderr says so.`,
 		Example: `  $ gatectl audit search --action auth.refuse --since 1h
-  $ gatectl audit search --principal service:etl --target orders --output json`,
+  $ gatectl audit search --principal service:etl --target orders --output json
+  $ gatectl audit search --session s-1a2b3c --limit 0`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if ff.limit < 0 {
+				return cmdutil.Usagef("--limit must be 0 (no limit) or more, not %d", ff.limit)
+			}
 			q, err := ff.query(time.Now())
 			if err != nil {
 				return err
 			}
+			q.Set("desc", "true")
 			var events []audit.Event
 			if err := fetch(cmd.Context(), f, q, func(e audit.Event) error { events = append(events, e); return nil }); err != nil {
 				return err
+			}
+			slices.Reverse(events)
+			if ff.limit > 0 && len(events) == ff.limit {
+				fmt.Fprintf(f.IO.ErrOut, "showing the newest %d matching events; there may be more: narrow the filters, or raise --limit (0 for all)\n", ff.limit)
 			}
 			return writeEvents(f, events)
 		},
 	}
 	ff.register(cmd)
-	cmd.Flags().IntVar(&ff.limit, "limit", 1000, "at most this many events")
+	cmd.Flags().IntVar(&ff.limit, "limit", 1000, "at most this many events, the newest (0: no limit)")
 	return cmd
 }
 
