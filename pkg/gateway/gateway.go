@@ -23,6 +23,7 @@ import (
 	"github.com/gatectl/gatectl/pkg/identity"
 	"github.com/gatectl/gatectl/pkg/policy"
 	"github.com/gatectl/gatectl/pkg/policy/repo"
+	pgproxy "github.com/gatectl/gatectl/pkg/proxy/postgres"
 	"github.com/gatectl/gatectl/pkg/sqlclass"
 	"github.com/gatectl/gatectl/pkg/store/sqlite"
 )
@@ -50,6 +51,22 @@ type Gateway struct {
 }
 
 type shutdowner interface{ Shutdown(context.Context) error }
+
+// shutdownWait is how long a stopping gateway lets sessions finish.
+const shutdownWait = 15 * time.Second
+
+// postgresConns counts the open connections of the PostgreSQL listener.
+func (g *Gateway) postgresConns() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, s := range g.servers {
+		if pg, ok := s.(*pgproxy.Server); ok {
+			n += pg.Conns()
+		}
+	}
+	return n
+}
 
 // Ready describes a started gateway. Run also writes it to
 // DATA/gateway.json (removed at shutdown) so scripts and tests can find a
@@ -113,8 +130,9 @@ func (g *Gateway) Run(ctx context.Context, reload <-chan struct{}, ready func(Re
 	for {
 		select {
 		case <-ctx.Done():
-			g.log.Info("shutting down")
-			sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			g.log.Info("shutting down: new connections are refused; open PostgreSQL sessions may finish their work, then statements still running are cancelled",
+				"sessions", g.postgresConns(), "wait", shutdownWait)
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
 			defer cancel()
 			return g.shutdown(sctx)
 		case <-reload:

@@ -68,7 +68,7 @@ func run(cmd *cobra.Command, opts *Options) error {
 	host, port, _ := net.SplitHostPort(env.Ready.Postgres)
 	err = walkthrough.Execute(opts.IO.ErrOut, walkthroughData{
 		API: env.Ready.API, CA: env.Ready.CAFile, PGHost: host, PGPort: port,
-		Upstream: env.PG.Addr(), Policy: env.PolicyDir, Path: pathNeeded(), Keep: opts.Dir != "",
+		Upstream: env.PG.Addr(), UpstreamDir: filepath.Join(env.PG.Dir, "data"), Policy: env.PolicyDir, Path: pathNeeded(), Keep: opts.Dir != "",
 	})
 	if err != nil {
 		env.Stop()
@@ -86,6 +86,8 @@ func run(cmd *cobra.Command, opts *Options) error {
 // walkthroughData fills the walkthrough.
 type walkthroughData struct {
 	API, CA, PGHost, PGPort, Upstream, Policy string
+	// UpstreamDir is the throwaway PostgreSQL's data directory (pg_ctl -D).
+	UpstreamDir string
 	// Path, when not empty, is the directory of this gatectl binary, which
 	// the commands need on PATH because no gatectl on PATH is this one
 	// (`make demo` runs bin/gatectl).
@@ -124,7 +126,7 @@ func shellQuote(s string) string {
 var walkthrough = template.Must(template.New("").Parse(strings.TrimLeft(`
 gatectl demo is running
   gateway API        {{.API}}
-  gateway PostgreSQL {{.PGHost}}:{{.PGPort}}   (upstream: throwaway PostgreSQL at {{.Upstream}})
+  gateway PostgreSQL {{.PGHost}}:{{.PGPort}}   (upstream: throwaway PostgreSQL at {{.Upstream}}{{if .UpstreamDir}}, files in {{.UpstreamDir}}{{end}})
   policy repository  {{.Policy}}   (edit, commit, and the gateway follows)
 
 Try this in another terminal:

@@ -164,6 +164,13 @@ func (s *Server) forget(t *tracked) {
 	s.mu.Unlock()
 }
 
+// Conns returns how many client connections are open, logged in or not.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 // Shutdown stops accepting, lets sessions run until they end or ctx is done,
 // then closes the remaining ones (their clients get FATAL 57P01) and waits
 // for them. It returns ctx's error when sessions had to be closed.

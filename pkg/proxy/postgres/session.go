@@ -225,9 +225,13 @@ func (s *Server) startSession(t *tracked, n negotiated, r *bufio.Reader, w *bufi
 	if err != nil {
 		cancel()
 		log.Warn("target login failed", "target_address", plan.Upstream.Address, "target_user", plan.Upstream.User, "err", err)
+		hint := "the target did not answer (down or unreachable); try again later (session " + plan.ID + ")"
+		if le := (*loginError)(nil); errors.As(err, &le) && le.refused {
+			hint = "the target refused the gateway's login; ask the target's owner to check the gateway's credential (session " + plan.ID + ")"
+		}
 		return nil, &clientError{Code: codeCannotConnect,
 			Msg:  fmt.Sprintf("gateway could not log in to target %q", plan.Target),
-			Hint: "the target is down or refused the gateway's credential; try again later or ask the target's owner (session " + plan.ID + ")"}
+			Hint: hint}
 	}
 	sess := &session{
 		srv: s, plan: plan, log: log, client: n.conn, up: up, ctx: ctx, cancel: cancel,

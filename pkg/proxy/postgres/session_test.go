@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestTLSLoginWithPgx(t *testing.T) {
@@ -136,6 +138,9 @@ func TestTargetLoginFailureIsGeneric(t *testing.T) {
 	if !strings.Contains(err.Error(), `gateway could not log in to target "orders"`) {
 		t.Errorf("got %q, want the generic login failure", err)
 	}
+	if pe := (*pgconn.PgError)(nil); !errors.As(err, &pe) || !strings.Contains(pe.Hint, "refused the gateway's login") {
+		t.Errorf("got %v, want a hint that the target refused the login", err)
+	}
 	for _, s := range []string{badUpPassword, "orders_rw", "password authentication"} {
 		if strings.Contains(got.String(), s) || strings.Contains(err.Error(), s) {
 			t.Errorf("client saw %q", s)
@@ -234,5 +239,23 @@ func TestDirectTLSWithPgx(t *testing.T) {
 	_, err = pgx.ConnectConfig(context.Background(), cfg)
 	if err == nil || !strings.Contains(err.Error(), `ALPN protocol "postgresql"`) {
 		t.Fatalf("direct TLS without ALPN: got %v, want an error naming the missing ALPN protocol", err)
+	}
+}
+
+// TestTargetDownIsNotARefusedLogin: a target that does not answer and one
+// that refuses the gateway's login need different people; the hint says
+// which it is.
+func TestTargetDownIsNotARefusedLogin(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	up := Upstream{Address: down, Database: "orders", User: "orders_rw", Password: badUpPassword, TLSMode: "disable"}
+	g := startGateway(t, gatewayOptions{upstream: &up})
+	_, err = pgx.ConnectConfig(context.Background(), g.pgxConfig(t, goodToken, "require", nil))
+	if pe := (*pgconn.PgError)(nil); !errors.As(err, &pe) || pe.Code != codeCannotConnect || !strings.Contains(pe.Hint, "did not answer") {
+		t.Errorf("got %v, want 08001 with a hint that the target did not answer", err)
 	}
 }

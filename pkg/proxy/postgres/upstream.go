@@ -146,6 +146,17 @@ func upstreamConfig(u Upstream, client map[string]string) (*pgconn.Config, error
 	return cfg, nil
 }
 
+// loginError is a failed login to the target. Its message never holds the
+// password.
+type loginError struct {
+	msg string
+	// refused is set when the target answered and refused the login
+	// (its credential, database or pg_hba.conf), rather than not answering.
+	refused bool
+}
+
+func (e *loginError) Error() string { return e.msg }
+
 // dialUpstream logs in to the target with the session's credential and takes
 // the connection over. Errors never contain the password.
 func dialUpstream(ctx context.Context, u Upstream, client map[string]string) (*upstreamConn, error) {
@@ -161,7 +172,8 @@ func dialUpstream(ctx context.Context, u Upstream, client map[string]string) (*u
 		if cfg.TLSConfig == nil && strings.Contains(msg, cleartextRefused) {
 			msg += "; the gateway never sends a password unencrypted: set the target's TLS mode to require or verify-full, or use scram-sha-256 in its pg_hba.conf"
 		}
-		return nil, errors.New(msg)
+		var pe *pgconn.PgError
+		return nil, &loginError{msg: msg, refused: errors.As(err, &pe)}
 	}
 	// The connection is idle right after Connect, so Hijack is safe without
 	// the extra round trip of SyncConn.
