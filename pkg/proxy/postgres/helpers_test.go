@@ -216,6 +216,7 @@ type gatewayOptions struct {
 	// implies plaintext), so their sessions run on the event loop.
 	plainClients bool
 	maxMessage   int
+	maxStartups  int
 	upstream     *Upstream
 	checker      StatementChecker
 }
@@ -239,6 +240,7 @@ func startGateway(t testing.TB, o gatewayOptions) *gateway {
 		TLSConfig:      &tls.Config{Certificates: []tls.Certificate{cert}},
 		AllowPlaintext: func(net.Addr) bool { return o.plaintext },
 		MaxMessageSize: o.maxMessage,
+		MaxStartups:    o.maxStartups,
 		Logger:         slog.New(slog.NewJSONHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -8,12 +8,19 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // DefaultMaxMessageSize is the client message size limit when
 // Server.MaxMessageSize is zero.
 const DefaultMaxMessageSize = 32 << 20
+
+// DefaultMaxStartups is Server.MaxStartups when it is 0.
+const DefaultMaxStartups = 256
+
+// refuseTimeout bounds a connection refused for MaxStartups.
+const refuseTimeout = 5 * time.Second
 
 // startupTimeout bounds the phase from accept to a logged-in session.
 const startupTimeout = time.Minute
@@ -39,8 +46,13 @@ type Server struct {
 	// Logger receives structured logs; nil means slog.Default(). Tokens
 	// and target credentials are never logged.
 	Logger *slog.Logger
+	// MaxStartups bounds the connections between accept and login, each
+	// of which holds buffers and a goroutine for up to a minute; more are
+	// refused at once (FATAL 53300). 0 means DefaultMaxStartups.
+	MaxStartups int
 
 	initOnce sync.Once
+	starting atomic.Int64
 	tlsConf  *tls.Config
 
 	mu        sync.Mutex

@@ -130,6 +130,23 @@ func (s *Server) serveConn(t *tracked) {
 	defer raw.Close()
 	log := s.logger().With("remote", raw.RemoteAddr().String())
 	raw.SetDeadline(time.Now().Add(startupTimeout))
+	limit := int64(s.MaxStartups)
+	if limit <= 0 {
+		limit = DefaultMaxStartups
+	}
+	starting := s.starting.Add(1)
+	started := false
+	defer func() {
+		if !started {
+			s.starting.Add(-1)
+		}
+	}()
+	over := starting > limit
+	if over {
+		// Refused after the TLS handshake, where the client can read why,
+		// as PostgreSQL refuses past its own limit; but within seconds.
+		raw.SetDeadline(time.Now().Add(refuseTimeout))
+	}
 
 	n, err := negotiate(newSockConn(raw), s.tlsConf)
 	client := newRelayConn(n.conn)
@@ -145,6 +162,12 @@ func (s *Server) serveConn(t *tracked) {
 	}
 	if n.packet.kind == startupCancel {
 		s.forwardCancel(log, n.packet)
+		return
+	}
+	if over {
+		log.Warn("postgres client refused: too many connections are logging in", "limit", limit)
+		writeFatal(bufio.NewWriterSize(client, 512), fatal(codeTooManyConnections,
+			fmt.Sprintf("the gateway has %d connections logging in; try again in a moment", limit)))
 		return
 	}
 	w := bufio.NewWriterSize(client, relayBufferSize)
@@ -170,6 +193,8 @@ func (s *Server) serveConn(t *tracked) {
 		return
 	}
 	raw.SetDeadline(time.Time{})
+	started = true
+	s.starting.Add(-1)
 	sess.run(client, r, w)
 }
 

@@ -259,3 +259,34 @@ func TestTargetDownIsNotARefusedLogin(t *testing.T) {
 		t.Errorf("got %v, want 08001 with a hint that the target did not answer", err)
 	}
 }
+
+// TestStartupsAreBounded: each connection that has not logged in holds
+// buffers and a goroutine for up to a minute; past MaxStartups of them a
+// new one is refused at once, and a logged-in session frees its place.
+func TestStartupsAreBounded(t *testing.T) {
+	g := startGateway(t, gatewayOptions{maxStartups: 2})
+	var idle []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", g.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	waitFor(t, "the idle connections to be accepted", func() bool { return g.srv.starting.Load() == 2 })
+	if _, err := pgx.ConnectConfig(context.Background(), g.pgxConfig(t, goodToken, "require", nil)); err == nil || !strings.Contains(err.Error(), "53300") {
+		t.Errorf("a third connection while two log in: %v, want FATAL 53300", err)
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+	waitFor(t, "the idle connections to go", func() bool { return g.srv.starting.Load() == 0 })
+	for range 3 { // logged-in sessions do not count
+		conn, err := pgx.ConnectConfig(context.Background(), g.pgxConfig(t, goodToken, "require", nil))
+		if err != nil {
+			t.Fatalf("after the idle connections went: %v", err)
+		}
+		defer conn.Close(context.Background())
+	}
+}

@@ -14,6 +14,7 @@ const (
 	codeInsufficientPriv     = "42501" // insufficient_privilege
 	codeCannotConnect        = "08001" // sqlclient_unable_to_establish_sqlconnection
 	codeConnectionRejected   = "08004" // sqlserver_rejected_establishment_of_sqlconnection
+	codeTooManyConnections   = "53300" // too_many_connections
 	codeConnectionFailure    = "08006" // connection_failure
 	codeProtocolViolation    = "08P01" // protocol_violation
 	codeProgramLimitExceeded = "54000" // program_limit_exceeded
