@@ -162,7 +162,9 @@ func newStatusCmd(f *cmdutil.Factory) *cobra.Command {
 		Use:   "status",
 		Short: "Show which policy commit the gateway runs",
 		Long: `Show the policy commit the gateway has live, the last commit it tried and, if
-that commit was refused, why (with file:line). Admins only.`,
+that commit was refused or the policy source could not be read, why (with
+file:line). Exits 1 in that case, so that monitoring can alert on a gateway
+that runs an older policy than the branch. Admins only.`,
 		Example: `  $ gatectl policy status
   $ gatectl policy status --output json`,
 		Args: cobra.NoArgs,
@@ -179,8 +181,15 @@ that commit was refused, why (with file:line). Admins only.`,
 			if err != nil {
 				return err
 			}
+			stale := error(nil)
+			if st.LastError != "" {
+				stale = &cmdutil.SilentError{Code: cmdutil.ExitError}
+			}
 			if format == cmdutil.FormatJSON {
-				return cmdutil.WriteJSON(f.IO.Out, st)
+				if err := cmdutil.WriteJSON(f.IO.Out, st); err != nil {
+					return err
+				}
+				return stale
 			}
 			w := f.IO.Out
 			fmt.Fprintf(w, "source:     %s (branch %s)\n", st.Source, st.Branch)
@@ -190,9 +199,13 @@ that commit was refused, why (with file:line). Admins only.`,
 			}
 			if st.LastError != "" {
 				fmt.Fprintf(w, "error:      %s\n", st.LastError)
-				fmt.Fprintln(f.IO.ErrOut, "the last good policy stays live; fix the commit on the branch and the gateway picks it up at the next poll")
+				if st.LastTried.Hash == "" || st.LastTried.Hash == st.Live.Hash {
+					fmt.Fprintln(f.IO.ErrOut, "the last good policy stays live; the gateway cannot read its policy source: check the source and the gateway's access to it (see the gateway log)")
+				} else {
+					fmt.Fprintln(f.IO.ErrOut, "the last good policy stays live; fix the commit on the branch and the gateway picks it up at the next poll")
+				}
 			}
-			return nil
+			return stale
 		},
 	}
 }
