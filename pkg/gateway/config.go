@@ -98,7 +98,13 @@ func (c *Config) fill() error {
 		// Fail closed: the dev issuer mints any identity, so a dev gateway
 		// must not be reachable from another machine.
 		for name, addr := range map[string]string{"api": c.Listen.API, "postgres": c.Listen.Postgres} {
-			if addr != "" && addr != "off" && !isLoopback(addr) {
+			if addr == "" || addr == "off" {
+				continue
+			}
+			if _, _, err := net.SplitHostPort(addr); err != nil {
+				return fmt.Errorf("--listen-%s %q is not an address: want HOST:PORT, such as 127.0.0.1:8443", name, addr)
+			}
+			if !isLoopback(addr) {
 				return fmt.Errorf("--dev refuses to listen on %s (%s): its issuer mints any identity; use a 127.0.0.1 address", addr, name)
 			}
 		}

@@ -146,6 +146,12 @@ func (g *Gateway) start(ctx context.Context) error {
 	var err error
 	g.db, err = sqlite.Open(filepath.Join(g.cfg.DataDir, "gatectl.db"))
 	if err != nil {
+		if f, werr := os.CreateTemp(g.cfg.DataDir, ".write-test-*"); werr != nil {
+			return fmt.Errorf("open the audit store: the data directory %s is not writable by this user: %w; fix its permissions or pass --data-dir", g.cfg.DataDir, werr)
+		} else {
+			f.Close()
+			os.Remove(f.Name())
+		}
 		return fmt.Errorf("open the audit store: %w", err)
 	}
 	g.audit, err = audit.Open(ctx, g.db.Audit(), audit.Options{Logger: g.log})
@@ -199,7 +205,8 @@ func (g *Gateway) start(ctx context.Context) error {
 	api.RegisterOnShutdown(func() { close(g.stopping) })
 	g.trackServer(api)
 	go func() {
-		if err := api.ServeTLS(apiLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// A start that fails later closes the listener: not an error.
+		if err := api.ServeTLS(apiLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			g.log.Error("API server stopped", "err", err)
 		}
 	}()

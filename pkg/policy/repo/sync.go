@@ -132,9 +132,14 @@ func (f *Follower[T]) fetchFailed(err error) {
 	f.status.LastError = msg
 	changed := f.fetchErr != msg
 	f.fetchErr = msg
+	live := f.status.Live.Hash != ""
 	f.mu.Unlock()
-	if changed { // log a failure once, not on every poll
+	switch {
+	case !changed: // log a failure once, not on every poll
+	case live:
 		f.log.Warn("policy fetch failed; keeping the last good commit", "err", msg)
+	default:
+		f.log.Warn("policy fetch failed; no policy is live yet", "err", msg)
 	}
 }
 
