@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"bytes"
+	"encoding/binary"
+	"slices"
 	"time"
 )
 
@@ -145,7 +147,50 @@ func (s *session) onErrorResponse(n int) error {
 	if msg == nil {
 		return s.be.forward(n)
 	}
+	if h := s.queue.head(); code == codeInsufficientPriv && h != nil && !h.verdict.Allow && h.kind != entryParse {
+		// The gateway's own refusal, raised by the target from a DO
+		// block: its CONTEXT line would name PL/pgSQL, not the policy.
+		msg = withoutField(msg, 'W')
+	}
 	return s.be.write(msg)
+}
+
+// withoutField returns the ErrorResponse msg without its fields of type
+// typ (a new slice), or msg if it has none.
+func withoutField(msg []byte, typ byte) []byte {
+	if !slices.Contains(fieldTypes(msg[5:]), typ) {
+		return msg
+	}
+	out := append(make([]byte, 0, len(msg)), msg[:5]...)
+	for body := msg[5:]; len(body) > 1 && body[0] != 0; {
+		end := bytes.IndexByte(body[1:], 0)
+		if end < 0 {
+			break
+		}
+		field := body[:end+2]
+		if field[0] != typ {
+			out = append(out, field...)
+		}
+		body = body[end+2:]
+	}
+	out = append(out, 0)
+	binary.BigEndian.PutUint32(out[1:5], uint32(len(out)-1))
+	return out
+}
+
+// fieldTypes lists the field types of an ErrorResponse or NoticeResponse
+// body.
+func fieldTypes(body []byte) []byte {
+	var types []byte
+	for len(body) > 1 && body[0] != 0 {
+		end := bytes.IndexByte(body[1:], 0)
+		if end < 0 {
+			break
+		}
+		types = append(types, body[0])
+		body = body[end+2:]
+	}
+	return types
 }
 
 // failPipeline reports the extended-protocol request h, which the target

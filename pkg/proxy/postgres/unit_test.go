@@ -170,3 +170,24 @@ func pgStateOf(t *testing.T, pid int) string {
 	}
 	return strings.TrimSpace(out)
 }
+
+// TestRefusalHasNoPLpgSQLContext: the target raises the gateway's refusal
+// from a DO block, whose CONTEXT line ("PL/pgSQL function
+// inline_code_block line 1 at RAISE") is noise to the client; it is cut,
+// in both protocols.
+func TestRefusalHasNoPLpgSQLContext(t *testing.T) {
+	forTransports(t, func(t *testing.T, plain bool) {
+		g := startGateway(t, gatewayOptions{plainClients: plain})
+		conn := g.connect(t, nil)
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+			_, err := conn.Exec(context.Background(), "DROP TABLE items", mode)
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != codeInsufficientPriv {
+				t.Fatalf("mode %v: got %v, want the refusal", mode, err)
+			}
+			if pe.Where != "" || pe.Hint != RefusalHint {
+				t.Errorf("mode %v: refusal has CONTEXT %q and HINT %q; want no CONTEXT and RefusalHint", mode, pe.Where, pe.Hint)
+			}
+		}
+	})
+}
