@@ -236,7 +236,7 @@ func loadPolicy(fsys fs.FS, c repo.Commit) (*policy.Policy, error) {
 }
 
 func (g *Gateway) onPolicyEvent(ev repo.Event) {
-	e := audit.Event{Action: "policy.load", PolicyCommit: ev.Commit.Hash, Decision: "ok"}
+	e := audit.Event{Action: ev.Kind, PolicyCommit: ev.Commit.Hash, Decision: "ok"}
 	// The follower has logged the outcome; this makes it an audit event.
 	if ev.Err != nil {
 		e.Decision = "error"

@@ -22,6 +22,10 @@ const DefaultInterval = 30 * time.Second
 // EventPolicyLoad is the Kind of the Event emitted for each commit tried.
 const EventPolicyLoad = "policy.load"
 
+// EventPolicyFetch is the Kind of the Event emitted when fetching the
+// source fails (once per distinct failure) and when it works again.
+const EventPolicyFetch = "policy.fetch"
+
 // Loader builds the policy from the files of commit c. It must not keep fsys
 // past its return. An error keeps c from going live.
 type Loader[T any] func(fsys fs.FS, c Commit) (T, error)

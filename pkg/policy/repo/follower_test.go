@@ -164,11 +164,18 @@ func TestUnreachableAfterStartKeepsLastGood(t *testing.T) {
 	if !strings.Contains(st.LastError, "fetch policy") {
 		t.Fatalf("Status().LastError = %q; want a fetch error", st.LastError)
 	}
+	// The failure is an event (which the gateway audits), once.
+	if e := ev.next(t); e.Kind != EventPolicyFetch || e.OK || e.Err == nil {
+		t.Errorf("event %+v, want a failed %s", e, EventPolicyFetch)
+	}
 	checkCurrent(t, f, "v1", first)
 
 	rename(t, moved, u.dir)
 	second := u.version(t, "v2")
 	f.Reload()
+	if e := ev.next(t); e.Kind != EventPolicyFetch || !e.OK {
+		t.Errorf("event %+v, want %s working again", e, EventPolicyFetch)
+	}
 	checkEvent(t, ev.next(t), second, true)
 	if st := f.Status(); st.LastError != "" {
 		t.Fatalf("Status().LastError = %q after recovery; want none", st.LastError)
@@ -205,6 +212,8 @@ func TestRestart(t *testing.T) {
 				if got := ev.next(t); got.OK {
 					t.Fatalf("first event OK for %s; want the broken tip refused", got.Commit.Short())
 				}
+			} else if got := ev.next(t); got.Kind != EventPolicyFetch || got.OK {
+				t.Fatalf("first event %+v; want the failed fetch", got)
 			}
 			checkEvent(t, ev.next(t), first, true)
 			checkCurrent(t, f, "v1", first)

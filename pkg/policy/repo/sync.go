@@ -136,11 +136,13 @@ func (f *Follower[T]) fetchFailed(err error) {
 	f.mu.Unlock()
 	switch {
 	case !changed: // log a failure once, not on every poll
+		return
 	case live:
 		f.log.Warn("policy fetch failed; keeping the last good commit", "err", msg)
 	default:
 		f.log.Warn("policy fetch failed; no policy is live yet", "err", msg)
 	}
+	f.onEvent(Event{Kind: EventPolicyFetch, Err: err})
 }
 
 func (f *Follower[T]) fetched(at time.Time) {
@@ -151,5 +153,6 @@ func (f *Follower[T]) fetched(at time.Time) {
 	f.mu.Unlock()
 	if recovered {
 		f.log.Info("policy fetch works again")
+		f.onEvent(Event{Kind: EventPolicyFetch, OK: true})
 	}
 }
