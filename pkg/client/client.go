@@ -21,9 +21,12 @@ import (
 
 // Client calls one gateway.
 type Client struct {
-	base  *url.URL
-	http  *http.Client
-	token string
+	base *url.URL
+	http *http.Client
+	// stream is http without its Timeout, which would cut a stream that
+	// is meant to stay open (audit tail -f); only its headers are bounded.
+	stream *http.Client
+	token  string
 }
 
 // Options configures New.
@@ -35,7 +38,13 @@ type Options struct {
 	CAFile string
 	// Token is the caller's OIDC token; empty for unauthenticated calls.
 	Token string
+	// Timeout bounds a call, and the wait for a stream's response
+	// headers; 0 means DefaultTimeout.
+	Timeout time.Duration
 }
+
+// DefaultTimeout is Options.Timeout when it is 0.
+const DefaultTimeout = 60 * time.Second
 
 // New returns a client for the gateway.
 func New(opts Options) (*Client, error) {
@@ -61,8 +70,14 @@ func New(opts Options) (*Client, error) {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	hc := &http.Client{Transport: tr, Timeout: 60 * time.Second, CheckRedirect: refuseDowngrade}
-	return &Client{base: u, http: hc, token: opts.Token}, nil
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	tr.ResponseHeaderTimeout = timeout
+	hc := &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: refuseDowngrade}
+	stream := &http.Client{Transport: tr, CheckRedirect: refuseDowngrade}
+	return &Client{base: u, http: hc, stream: stream, token: opts.Token}, nil
 }
 
 // refuseDowngrade stops a redirect away from https: net/http would send
@@ -100,7 +115,7 @@ var ErrUnreachable = errors.New("gateway unreachable")
 // Do sends a request with an optional JSON body and decodes a JSON answer
 // into out (when non-nil).
 func (c *Client) Do(ctx context.Context, method, path string, query url.Values, body, out any) error {
-	resp, err := c.send(ctx, method, path, query, body)
+	resp, err := c.send(ctx, c.http, method, path, query, body)
 	if err != nil {
 		return err
 	}
@@ -117,14 +132,14 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 // Stream sends a GET and returns the answer's body for the caller to read
 // and close (for JSON-lines streams).
 func (c *Client) Stream(ctx context.Context, path string, query url.Values) (io.ReadCloser, error) {
-	resp, err := c.send(ctx, http.MethodGet, path, query, nil)
+	resp, err := c.send(ctx, c.stream, http.MethodGet, path, query, nil)
 	if err != nil {
 		return nil, err
 	}
 	return resp.Body, nil
 }
 
-func (c *Client) send(ctx context.Context, method, path string, query url.Values, body any) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, hc *http.Client, method, path string, query url.Values, body any) (*http.Response, error) {
 	u := *c.base
 	u.Path = strings.TrimSuffix(u.Path, "/") + path
 	u.RawQuery = query.Encode()
@@ -146,7 +161,7 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		// The URL error names the gateway, never the token.
 		var unknownCA x509.UnknownAuthorityError

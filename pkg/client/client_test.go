@@ -2,10 +2,12 @@ package client
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestNewRefusesPlainHTTP: every call carries the caller's token, so a
@@ -81,5 +83,34 @@ func TestUntrustedCertificateSaysSetGATECTL_CA(t *testing.T) {
 	err = c.Do(context.Background(), http.MethodGet, "/v1/whoami", nil, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "set GATECTL_CA") || strings.Contains(err.Error(), "running") {
 		t.Errorf("got %v, want an error telling to set GATECTL_CA", err)
+	}
+}
+
+// TestStreamOutlivesTheCallTimeout: a stream (audit tail -f) stays open
+// past the timeout of ordinary calls, which used to cut it every minute;
+// only its response headers are bounded.
+func TestStreamOutlivesTheCallTimeout(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("first\n"))
+		w.(http.Flusher).Flush()
+		time.Sleep(3 * timeout)
+		w.Write([]byte("second\n"))
+	}))
+	defer srv.Close()
+	c, err := New(Options{Gateway: srv.URL, Token: "tok", Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.http.Transport = srv.Client().Transport
+	c.stream.Transport = srv.Client().Transport
+	body, err := c.Stream(context.Background(), "/v1/audit", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	got, err := io.ReadAll(body)
+	if err != nil || string(got) != "first\nsecond\n" {
+		t.Errorf("stream read %q, %v; want both lines", got, err)
 	}
 }

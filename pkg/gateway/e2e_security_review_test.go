@@ -10,6 +10,8 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -303,5 +305,67 @@ func TestSecDatabaseDefaultEncoding(t *testing.T) {
 	}
 	if code == 0 || !strings.Contains(errOut, "the target's default for this database or role") {
 		t.Errorf("psql exit %d, stderr %q; want the login refused, naming the target's default", code, errOut)
+	}
+}
+
+// TestPgSettingsPipelinedBypass: SET of standard_conforming_strings is
+// refused for every grant because a statement pipelined behind it is read
+// differently by the target than by the classifier. UPDATE pg_settings
+// (updatable by every role; its rule calls set_config) made the same
+// change as a plain write: a write grant on a target without an UPDATE
+// hold hid a DROP TABLE, which rule no-drop denies, in a string literal.
+func TestPgSettingsPipelinedBypass(t *testing.T) {
+	orders, err := os.ReadFile(filepath.Join(env.PolicyDir, "targets", "orders.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(env.PolicyDir, "targets", "rev3.toml"), orders, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	grant := "[[grant]]\nid = \"rev3-dora-write\"\nto = \"user:dora3\"\ntarget = \"rev3\"\naccess = \"write\"\nowner = \"group:dba\"\nreason = \"e2e\"\n"
+	if err := os.WriteFile(filepath.Join(env.PolicyDir, "grants", "rev3.toml"), []byte(grant), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sec2Git(t, "add", "targets/rev3.toml", "grants/rev3.toml")
+	sec2Git(t, "commit", "-q", "-m", "rev3: a second target and a write grant")
+	sec2WaitLive(t, sec2Git(t, "rev-parse", "HEAD"))
+	t.Cleanup(func() {
+		sec2Git(t, "rm", "-q", "targets/rev3.toml", "grants/rev3.toml")
+		sec2Git(t, "commit", "-q", "-m", "rev3: remove")
+		sec2WaitLive(t, sec2Git(t, "rev-parse", "HEAD"))
+	})
+	psqlUpstream(t, "DROP TABLE IF EXISTS rev3_victim; CREATE TABLE rev3_victim (id int); ALTER TABLE rev3_victim OWNER TO orders_rw")
+	defer psqlUpstream(t, "DROP TABLE IF EXISTS rev3_victim")
+
+	dora := who{sub: "dora3", principal: "user:dora3"}
+	cfg := pgConfig(t, dora)
+	cfg.Database = "rev3"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pc, err := pgconn.ConnectConfig(ctx, cfg.Config.Copy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Control: the DROP itself is refused.
+	_, err = pc.Exec(ctx, "DROP TABLE rev3_victim").ReadAll()
+	t.Logf("plain DROP: %v", err)
+	if err == nil {
+		t.Fatal("plain DROP TABLE ran")
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Conn.Close()
+	var buf []byte
+	buf, _ = (&pgproto3.Query{String: "UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'"}).Encode(buf)
+	buf, _ = (&pgproto3.Query{String: `SELECT 'a\', ' ; DROP TABLE rev3_victim; -- '`}).Encode(buf)
+	if _, err := hc.Conn.Write(buf); err != nil {
+		t.Fatal(err)
+	}
+	secDrain(t, hc, 2)
+	time.Sleep(300 * time.Millisecond)
+	if got := psqlUpstream(t, "SELECT count(*) FROM pg_class WHERE relname = 'rev3_victim'"); got == "0" {
+		t.Errorf("a write grant dropped table rev3_victim (rule no-drop) by hiding the DROP behind UPDATE pg_settings")
 	}
 }

@@ -310,6 +310,9 @@ func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) (pgpro
 		}
 		if st.Cursor != "" {
 			out.Declares = append(out.Declares, st.Cursor)
+			if st.CursorHold {
+				out.Holds = append(out.Holds, st.Cursor)
+			}
 		}
 	}
 	if v.Decision == policy.Deny && v.Grant == nil {

@@ -77,8 +77,10 @@ type Statement struct {
 	// its text; a caller that tracks PREPARE can resolve it by this name.
 	Prepared string
 	// Cursor is the name of the cursor a DECLARE opens. Cursors share the
-	// namespace of the protocol's portals.
-	Cursor string
+	// namespace of the protocol's portals. CursorHold is set for WITH
+	// HOLD, whose cursor outlives its transaction.
+	Cursor     string
+	CursorHold bool
 	// Reason says why the statement has its level, for messages.
 	Reason string
 	// Forbidden, when not empty, says why no grant may run the statement:
@@ -143,6 +145,13 @@ func classifyStmt(n *pg_query.Node) Statement {
 	st := Statement{Tag: commandTag(n), Level: LevelRead}
 	w := walker{st: &st, written: map[*pg_query.RangeVar]bool{}}
 	w.walkNode(n)
+	for rv := range w.written {
+		if rv.GetRelname() == "pg_settings" && (rv.GetSchemaname() == "" || rv.GetSchemaname() == "pg_catalog") && st.Forbidden == "" {
+			// Its update rule calls set_config: an UPDATE of it is a SET of
+			// whatever parameter a row names, lexer settings included.
+			st.Forbidden = "writing pg_settings changes settings, which could change how PostgreSQL reads later statements; use SET, which the gateway checks"
+		}
+	}
 	st.HasWhere = w.updDel > 0 && w.noWhere == 0
 	if st.Reason == "" {
 		st.Reason = st.Tag + " only reads"

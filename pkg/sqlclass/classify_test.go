@@ -526,3 +526,19 @@ func TestFunctionBodyIsSeenWhenCreated(t *testing.T) {
 		}
 	}
 }
+
+func TestDeclareNamesItsCursor(t *testing.T) {
+	for sql, hold := range map[string]bool{
+		"DECLARE c CURSOR FOR SELECT 1":                     false,
+		"DECLARE c SCROLL CURSOR WITH HOLD FOR SELECT 1":    true,
+		"DECLARE c BINARY CURSOR WITHOUT HOLD FOR SELECT 1": false,
+	} {
+		res, err := Classify(sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := res.Statements[0]; st.Cursor != "c" || st.CursorHold != hold {
+			t.Errorf("%s: cursor %q hold %v, want c %v", sql, st.Cursor, st.CursorHold, hold)
+		}
+	}
+}

@@ -145,6 +145,7 @@ func (w *walker) visit(msg protoreflect.ProtoMessage, sc scope) scope {
 	case *pg_query.DeclareCursorStmt:
 		if !sc.planOnly && st.Cursor == "" {
 			st.Cursor = x.GetPortalname()
+			st.CursorHold = x.GetOptions()&cursorOptHold != 0
 		}
 	case *pg_query.CopyStmt:
 		stdio := x.GetFilename() == "" && !x.GetIsProgram()
@@ -425,3 +426,7 @@ func functionBody(st *Statement, x *pg_query.CreateFunctionStmt) {
 		}
 	}
 }
+
+// cursorOptHold is PostgreSQL's CURSOR_OPT_HOLD, the WITH HOLD bit of a
+// DECLARE's options.
+const cursorOptHold = 0x0020

@@ -111,6 +111,9 @@ type Verdict struct {
 	// them as portals of this text: an Execute of one is audited with the
 	// DECLARE that opened it.
 	Declares []string
+	// Holds names those of Declares that are WITH HOLD: they outlive
+	// their transaction.
+	Holds []string
 	// PolicyCommit is the policy commit that decided, for audit.
 	PolicyCommit string
 	// EndCode, when set, ends the session: the client gets FATAL with this

@@ -134,7 +134,14 @@ func (s *session) onErrorResponse(n int) error {
 		code, fatal = errorFields(msg[5:])
 		s.targetFatal = s.targetFatal || fatal
 	}
+	// Whether the failed request is one the gateway refused, before
+	// failPipeline pops it.
+	refusal := false
 	if h := s.queue.head(); h != nil {
+		switch h.kind {
+		case entryQuery, entryFunctionCall, entryRefusedParse, entryExecute:
+			refusal = !h.verdict.Allow && code == codeInsufficientPriv
+		}
 		switch h.kind {
 		case entryQuery, entryFunctionCall:
 			if h.errCode == "" {
@@ -147,7 +154,7 @@ func (s *session) onErrorResponse(n int) error {
 	if msg == nil {
 		return s.be.forward(n)
 	}
-	if h := s.queue.head(); code == codeInsufficientPriv && h != nil && !h.verdict.Allow && h.kind != entryParse {
+	if refusal {
 		// The gateway's own refusal, raised by the target from a DO
 		// block: its CONTEXT line would name PL/pgSQL, not the policy.
 		msg = withoutField(msg, 'W')
@@ -211,6 +218,7 @@ func (s *session) failPipeline(h *entry, code string) {
 		h.errCode = code
 	case entryBind:
 		s.bindErr = &bindError{portal: h.portal, code: code}
+		s.skipBindErr.Store(s.bindErr)
 	}
 	// A Parse failed when its own answer is the error: an allowed one, or
 	// a refused one whose injected Bind never completed. The target keeps
@@ -220,6 +228,7 @@ func (s *session) failPipeline(h *entry, code string) {
 		s.revert(h)
 	}
 	s.discarding = true
+	s.skipSeg.Store(h.seg + 1)
 	s.skipping.Store(true)
 	s.finish(h)
 	s.popAnswered(h)
@@ -302,6 +311,7 @@ func (s *session) onReadyForQuery(status byte) {
 		s.skipDiscarded()
 		s.discarding, s.bindErr = false, nil
 		s.skipping.Store(false)
+		s.skipBindErr.Store(nil)
 		if h := s.queue.head(); h != nil && h.kind == entrySync {
 			s.endedTransaction(h, status)
 			s.queue.pop()

@@ -44,6 +44,13 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 		}
 	}
 	s.msgNo++
+	s.queue.seg = s.segs
+	if s.skipping.Load() && s.skipSeg.Load() == s.segs+1 {
+		switch typ {
+		case 'B', 'E', 'D':
+			return s.forwardSkipped(typ, n)
+		}
+	}
 	if n := s.queue.len(); n > maxSkipped && (n > maxPending || s.skipping.Load()) {
 		return &refusedSessionError{code: codeProgramLimitExceeded,
 			msg: fmt.Sprintf("more than %d messages wait for the target's answers; read the answers, or send Sync after an error, before sending more", n-1)}
@@ -332,9 +339,21 @@ func (s *session) onExecute(n int) error {
 		// No Bind or DECLARE the gateway saw made this portal (a Close
 		// removed it, its transaction ended, or SQL in a function opened a
 		// cursor of this name): the target answers, and the audit says
-		// what the gateway knows.
-		rec.info = &stmtInfo{text: fmt.Sprintf("-- Execute of portal %q, which the gateway did not see bound or declared", portal),
-			verdict: Verdict{Allow: true}}
+		// what the gateway knows. The session's own standing (token,
+		// grant) is still checked, with an empty text.
+		text := fmt.Sprintf("-- Execute of portal %q, which the gateway did not see bound or declared", portal)
+		v, err := s.verdict("")
+		if err != nil {
+			return err
+		}
+		if !v.Allow {
+			s.report(StatementEvent{Kind: KindExecute, Text: text, Verdict: v, Start: time.Now()})
+			if v.EndCode != "" {
+				return &refusedSessionError{code: v.EndCode, msg: v.Message}
+			}
+			return &refusedSessionError{msg: v.Message}
+		}
+		rec.info = &stmtInfo{text: text, verdict: Verdict{Allow: true}}
 		rec.read = s.readNo()
 	}
 	if rec.info.verdict.Allow && !s.sameRead(rec.read) {
@@ -350,6 +369,64 @@ func (s *session) onExecute(n int) error {
 	s.copyIn, s.copyInQuery = rec.info.verdict.Allow && rec.info.verdict.CopyIn, false
 	s.queue.push(e)
 	return s.fe.write(msg)
+}
+
+// forwardSkipped forwards a Bind, Execute or Describe that the target will
+// skip: an earlier request of the same pipeline step failed, and the
+// client has not sent the step's Sync yet. It takes no queue entry, so a
+// long batch after an early error costs the gateway nothing per message;
+// an Execute is audited at once as not run, with the text its portal was
+// last bound to (by a Bind that may have been skipped too: the audit names
+// what the client asked for).
+func (s *session) forwardSkipped(typ byte, n int) error {
+	switch typ {
+	case 'E':
+		msg, err := s.fe.whole(n)
+		if err != nil {
+			return err
+		}
+		portal, rest, ok := cutBytes(msg[5:])
+		if !ok || len(rest) != 4 {
+			return errBadExecute
+		}
+		s.sweepPortals()
+		e := StatementEvent{Kind: KindExecute, Start: time.Now()}
+		if rec := s.stmts.portal(portal); rec.info != nil {
+			e.Text, e.Verdict, e.Allowed = rec.info.text, rec.info.verdict, rec.info.verdict.Allow
+		}
+		if be := s.skipBindErr.Load(); be != nil && be.portal == string(portal) {
+			e.ErrorCode = be.code // the failed Bind's error is this statement's
+		}
+		s.report(e)
+		return s.fe.write(msg)
+	case 'B':
+		msg, err := s.fe.whole(n)
+		if err != nil {
+			return err
+		}
+		portal, rest, ok := cutBytes(msg[5:])
+		if !ok {
+			return errBadBind
+		}
+		name, _, ok := cutBytes(rest)
+		if !ok {
+			return errBadBind
+		}
+		if err := checkName(portal); err != nil {
+			return err
+		}
+		if be := s.skipBindErr.Load(); be != nil && be.portal == string(portal) {
+			s.skipBindErr.Store(nil) // bound again: later Executes are not the failed Bind's
+		}
+		info := s.stmts.stmt(name)
+		if info == nil {
+			info = skippedBind
+		}
+		s.sweepPortals()
+		s.stmts.bind(portal, portalRec{info: info, at: s.msgNo, read: s.readNo()})
+		return s.fe.write(msg)
+	}
+	return s.fe.forward(n)
 }
 
 // skippedBind is the record of a Bind the target skips: a Parse of its
@@ -545,7 +622,7 @@ func (s *session) forgetPrepared(v Verdict, text string) {
 	for _, name := range v.Declares {
 		// Past maxPortals the cursor is audited as unknown; the session
 		// goes on, as the target's portals are not the gateway's to bound.
-		s.stmts.bind([]byte(name), portalRec{info: info, at: s.msgNo, read: info.read})
+		s.stmts.bind([]byte(name), portalRec{info: info, at: s.msgNo, read: info.read, hold: slices.Contains(v.Holds, name)})
 	}
 }
 

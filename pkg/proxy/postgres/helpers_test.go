@@ -113,7 +113,11 @@ func (testChecker) Check(_ context.Context, sql string) Verdict {
 		return Verdict{Allow: true, Tag: "COPY", CopyIn: true}
 	case strings.HasPrefix(s, "DECLARE "):
 		name, _, _ := strings.Cut(s[len("DECLARE "):], " ")
-		return Verdict{Allow: true, Tag: "DECLARE CURSOR", Declares: []string{strings.ToLower(name)}}
+		v := Verdict{Allow: true, Tag: "DECLARE CURSOR", Declares: []string{strings.ToLower(name)}}
+		if strings.Contains(s, " WITH HOLD ") {
+			v.Holds = v.Declares
+		}
+		return v
 	case strings.Contains(s, "PREPARE "):
 		name, _, _ := strings.Cut(strings.TrimSpace(s[strings.Index(s, "PREPARE ")+len("PREPARE "):]), " ")
 		return Verdict{Allow: true, Tag: "PREPARE", Prepares: []string{strings.ToLower(name)}}

@@ -65,6 +65,9 @@ type entry struct {
 	prevPortal   portalRec
 	// at is the client message number (session.msgNo) of a Sync or Query.
 	at uint64
+	// seg is the number of Syncs the client had sent before this request
+	// (session.segs): a Sync's own seg is that of the step it ends.
+	seg uint64
 	// settles is the record or Close mark of a Parse or Close, settled
 	// when the entry leaves the queue.
 	settles *stmtInfo
@@ -85,6 +88,8 @@ type pendingQueue struct {
 	mu sync.Mutex
 	in []entry
 	n  atomic.Int64 // entries pushed and not popped
+	// seg stamps the entries pushed (entry.seg); the producer sets it.
+	seg uint64
 
 	// Owned by the consumer.
 	local []entry
@@ -92,6 +97,7 @@ type pendingQueue struct {
 }
 
 func (q *pendingQueue) push(e entry) {
+	e.seg = q.seg
 	q.mu.Lock()
 	q.in = append(q.in, e)
 	q.mu.Unlock()

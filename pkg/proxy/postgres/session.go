@@ -62,8 +62,15 @@ type session struct {
 	msgNo       uint64
 	portalsDead atomic.Uint64
 	// skipping mirrors the target side's discarding for the client side:
-	// the target answers nothing until the next Sync (see maxSkipped).
+	// the target answers nothing until the next Sync. skipSeg is 1 + the
+	// pipeline step (session.segs) that failed: while the client is still
+	// in it, everything it sends up to its Sync is skipped (see
+	// forwardSkipped).
 	skipping atomic.Bool
+	skipSeg  atomic.Uint64
+	// skipBindErr is the failed Bind whose error the Executes of its
+	// portal that the client side forwards skipped are audited with.
+	skipBindErr atomic.Pointer[bindError]
 	// pendingReverts are reverts applyReverts could not apply yet;
 	// skippedNow names the statements whose Parse failed in the client's
 	// current pipeline step.

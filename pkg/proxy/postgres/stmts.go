@@ -48,6 +48,8 @@ type stmtTable struct {
 type portalRec struct {
 	info     *stmtInfo
 	at, read uint64
+	// hold marks a WITH HOLD cursor, which its transaction's end keeps.
+	hold bool
 }
 
 // maxPortals bounds the named portals one session's record keeps. The
@@ -124,7 +126,7 @@ func (t *stmtTable) sweepPortals(before uint64) {
 		t.unnamedPortal = portalRec{}
 	}
 	for name, rec := range t.portals {
-		if rec.at < before {
+		if rec.at < before && !rec.hold {
 			delete(t.portals, name)
 		}
 	}
