@@ -234,6 +234,9 @@ func (c *pgChecker) TryCheck(sql string) (pgproxy.Verdict, bool) {
 		// to its own goroutines, where Check runs.
 		c.mu.Lock()
 		_, ok := c.verdicts[sql]
+		// A cache that Check would drop (a new policy, past its time)
+		// does not count: Check would parse again.
+		ok = ok && c.pol == c.g.currentPolicy() && time.Now().Before(c.until)
 		c.mu.Unlock()
 		if !ok {
 			return pgproxy.Verdict{}, false
