@@ -320,8 +320,11 @@ func testClientDisconnectMidQuery(t *testing.T, plain bool) {
 			events = append(events, e)
 		}
 	}
-	if len(events) != 1 || events[0].Executed {
-		t.Errorf("got pg_sleep events %+v, want one that did not complete", events)
+	// pgx's read failure also sends a CancelRequest, which the gateway
+	// forwards: when it wins the race with the session's end, the target
+	// answers 57014 before the gateway closes its connection.
+	if len(events) != 1 || events[0].Executed && events[0].ErrorCode != "57014" {
+		t.Errorf("got pg_sleep events %+v, want one that did not complete (or was cancelled)", events)
 	}
 }
 
