@@ -240,23 +240,44 @@ func (s *session) onParse(n int) error {
 	return s.fe.write(s.scratch)
 }
 
+// bindNames reads the portal and statement names of the Bind msg.
+func bindNames(msg []byte) (portal, name []byte, err error) {
+	portal, rest, ok := cutBytes(msg[5:])
+	if !ok {
+		return nil, nil, errBadBind
+	}
+	name, _, ok = cutBytes(rest)
+	if !ok {
+		return nil, nil, errBadBind
+	}
+	if err := checkName(portal); err != nil {
+		return nil, nil, err
+	}
+	if err := checkName(name); err != nil {
+		return nil, nil, err
+	}
+	return portal, name, nil
+}
+
+// executePortal reads the portal name of the Execute msg.
+func executePortal(msg []byte) ([]byte, error) {
+	portal, rest, ok := cutBytes(msg[5:])
+	if !ok || len(rest) != 4 {
+		return nil, errBadExecute
+	}
+	if err := checkName(portal); err != nil {
+		return nil, err
+	}
+	return portal, nil
+}
+
 func (s *session) onBind(n int) error {
 	msg, err := s.fe.whole(n)
 	if err != nil {
 		return err
 	}
-	portal, rest, ok := cutBytes(msg[5:])
-	if !ok {
-		return errBadBind
-	}
-	name, _, ok := cutBytes(rest)
-	if !ok {
-		return errBadBind
-	}
-	if err := checkName(portal); err != nil {
-		return err
-	}
-	if err := checkName(name); err != nil {
+	portal, name, err := bindNames(msg)
+	if err != nil {
 		return err
 	}
 	// Take the record and whether its Parse is answered together: the
@@ -326,11 +347,8 @@ func (s *session) onExecute(n int) error {
 	if err != nil {
 		return err
 	}
-	portal, rest, ok := cutBytes(msg[5:])
-	if !ok || len(rest) != 4 {
-		return errBadExecute
-	}
-	if err := checkName(portal); err != nil {
+	portal, err := executePortal(msg)
+	if err != nil {
 		return err
 	}
 	s.sweepPortals()
@@ -385,9 +403,9 @@ func (s *session) forwardSkipped(typ byte, n int) error {
 		if err != nil {
 			return err
 		}
-		portal, rest, ok := cutBytes(msg[5:])
-		if !ok || len(rest) != 4 {
-			return errBadExecute
+		portal, err := executePortal(msg)
+		if err != nil {
+			return err
 		}
 		s.sweepPortals()
 		e := StatementEvent{Kind: KindExecute, Start: time.Now()}
@@ -404,15 +422,8 @@ func (s *session) forwardSkipped(typ byte, n int) error {
 		if err != nil {
 			return err
 		}
-		portal, rest, ok := cutBytes(msg[5:])
-		if !ok {
-			return errBadBind
-		}
-		name, _, ok := cutBytes(rest)
-		if !ok {
-			return errBadBind
-		}
-		if err := checkName(portal); err != nil {
+		portal, name, err := bindNames(msg)
+		if err != nil {
 			return err
 		}
 		if be := s.skipBindErr.Load(); be != nil && be.portal == string(portal) {
