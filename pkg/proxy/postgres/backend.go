@@ -218,7 +218,6 @@ func (s *session) failPipeline(h *entry, code string) {
 		h.errCode = code
 	case entryBind:
 		s.bindErr = &bindError{portal: h.portal, code: code}
-		s.skipBindErr.Store(s.bindErr)
 	}
 	// A Parse failed when its own answer is the error: an allowed one, or
 	// a refused one whose injected Bind never completed. The target keeps
@@ -230,6 +229,11 @@ func (s *session) failPipeline(h *entry, code string) {
 	s.discarding = true
 	s.skipSeg.Store(h.seg + 1)
 	s.skipping.Store(true)
+	if be := s.bindErr; be != nil && !s.queue.anyAfterHead(func(e *entry) bool { return e.kind == entryExecute && e.portal == be.portal }) {
+		// No Execute of the failed portal is queued: the first one the
+		// client side forwards as skipped takes the Bind's error.
+		s.skipBindErr.Store(be)
+	}
 	s.finish(h)
 	s.popAnswered(h)
 	s.skipDiscarded()
@@ -250,6 +254,7 @@ func (s *session) skipDiscarded() {
 				h.errCode, s.bindErr = be.code, nil
 			case entryBind:
 				s.bindErr = nil // bound again: the Executes after it are not the failed Bind's
+				s.skipBindErr.CompareAndSwap(be, nil)
 			}
 		}
 		if h.kind == entryParse || h.kind == entryRefusedParse || h.kind == entryClose {

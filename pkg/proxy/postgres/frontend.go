@@ -45,12 +45,6 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 	}
 	s.msgNo++
 	s.queue.seg = s.segs
-	if s.skipping.Load() && s.skipSeg.Load() == s.segs+1 {
-		switch typ {
-		case 'B', 'E', 'D':
-			return s.forwardSkipped(typ, n)
-		}
-	}
 	if n := s.queue.len(); n > maxSkipped && (n > maxPending || s.skipping.Load()) {
 		return &refusedSessionError{code: codeProgramLimitExceeded,
 			msg: fmt.Sprintf("more than %d messages wait for the target's answers; read the answers, or send Sync after an error, before sending more", n-1)}
@@ -73,6 +67,15 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 			// The request's copies are over, or never started (the target
 			// would end the session otherwise).
 			s.copyIn = false
+		}
+	}
+	if s.skipping.Load() && s.skipSeg.Load() == s.segs+1 {
+		switch typ {
+		case 'B', 'D':
+			return s.forwardSkipped(typ, n)
+		case 'E':
+			s.copyMaybe = true
+			return s.forwardSkipped(typ, n)
 		}
 	}
 	switch typ {
@@ -412,8 +415,8 @@ func (s *session) forwardSkipped(typ byte, n int) error {
 		if rec := s.stmts.portal(portal); rec.info != nil {
 			e.Text, e.Verdict, e.Allowed = rec.info.text, rec.info.verdict, rec.info.verdict.Allow
 		}
-		if be := s.skipBindErr.Load(); be != nil && be.portal == string(portal) {
-			e.ErrorCode = be.code // the failed Bind's error is this statement's
+		if be := s.skipBindErr.Load(); be != nil && be.portal == string(portal) && s.skipBindErr.CompareAndSwap(be, nil) {
+			e.ErrorCode = be.code // the failed Bind's error is this statement's, the first Execute's
 		}
 		s.report(e)
 		return s.fe.write(msg)

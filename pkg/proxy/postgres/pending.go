@@ -104,19 +104,38 @@ func (q *pendingQueue) push(e entry) {
 	q.n.Add(1)
 }
 
+// anyAfterHead reports whether an entry after the head satisfies f.
+// Consumer only.
+func (q *pendingQueue) anyAfterHead(f func(*entry) bool) bool {
+	for i := q.next + 1; i < len(q.local); i++ {
+		if f(&q.local[i]) {
+			return true
+		}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i := range q.in {
+		if f(&q.in[i]) {
+			return true
+		}
+	}
+	return false
+}
+
 // len is the number of entries waiting.
 func (q *pendingQueue) len() int64 { return q.n.Load() }
 
 // maxSkipped and maxPending bound the client messages waiting for the
 // target's answers in one session, about 300 bytes each in the queue.
 // While the target skips a failed pipeline up to its Sync it answers
-// nothing, and nothing else slows the client down: then maxSkipped
-// applies. Otherwise answers bound the queue (a target whose answers the
-// client does not read stops reading, and the gateway then stops reading
-// the client) by what the sockets' buffers hold, which maxPending is far
-// above.
+// nothing, and nothing else slows the client down: the Binds, Executes and
+// Describes it will skip are forwarded without an entry (forwardSkipped),
+// and maxSkipped bounds the rest (Parses, Closes). Otherwise answers bound
+// the queue (a target whose answers the client does not read stops
+// reading, and the gateway then stops reading the client) by what the
+// sockets' buffers hold, which maxPending is far above.
 const (
-	maxSkipped = 1 << 16
+	maxSkipped = 1 << 18
 	maxPending = 1 << 20
 )
 
