@@ -71,7 +71,7 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 	}
 	if s.skipping.Load() && s.skipSeg.Load() == s.segs+1 {
 		switch typ {
-		case 'B', 'D':
+		case 'B', 'D', 'C':
 			return s.forwardSkipped(typ, n)
 		case 'E':
 			s.copyMaybe = true
@@ -392,9 +392,10 @@ func (s *session) onExecute(n int) error {
 	return s.fe.write(msg)
 }
 
-// forwardSkipped forwards a Bind, Execute or Describe that the target will
-// skip: an earlier request of the same pipeline step failed, and the
-// client has not sent the step's Sync yet. It takes no queue entry, so a
+// forwardSkipped forwards a Bind, Execute, Describe or Close that the
+// target will skip: an earlier request of the same pipeline step failed,
+// and the client has not sent the step's Sync yet. A Close removes nothing
+// from the record, as it removes nothing on the target. It takes no queue entry, so a
 // long batch after an early error costs the gateway nothing per message;
 // an Execute is audited at once as not run, with the text its portal was
 // last bound to (by a Bind that may have been skipped too: the audit names
