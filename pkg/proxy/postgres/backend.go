@@ -3,7 +3,6 @@ package postgres
 import (
 	"bytes"
 	"encoding/binary"
-	"slices"
 	"time"
 )
 
@@ -165,39 +164,26 @@ func (s *session) onErrorResponse(n int) error {
 // withoutField returns the ErrorResponse msg without its fields of type
 // typ (a new slice), or msg if it has none.
 func withoutField(msg []byte, typ byte) []byte {
-	if !slices.Contains(fieldTypes(msg[5:]), typ) {
-		return msg
-	}
 	out := append(make([]byte, 0, len(msg)), msg[:5]...)
+	cut := false
 	for body := msg[5:]; len(body) > 1 && body[0] != 0; {
 		end := bytes.IndexByte(body[1:], 0)
 		if end < 0 {
 			break
 		}
-		field := body[:end+2]
-		if field[0] != typ {
+		if field := body[:end+2]; field[0] == typ {
+			cut = true
+		} else {
 			out = append(out, field...)
 		}
 		body = body[end+2:]
 	}
+	if !cut {
+		return msg
+	}
 	out = append(out, 0)
 	binary.BigEndian.PutUint32(out[1:5], uint32(len(out)-1))
 	return out
-}
-
-// fieldTypes lists the field types of an ErrorResponse or NoticeResponse
-// body.
-func fieldTypes(body []byte) []byte {
-	var types []byte
-	for len(body) > 1 && body[0] != 0 {
-		end := bytes.IndexByte(body[1:], 0)
-		if end < 0 {
-			break
-		}
-		types = append(types, body[0])
-		body = body[end+2:]
-	}
-	return types
 }
 
 // failPipeline reports the extended-protocol request h, which the target

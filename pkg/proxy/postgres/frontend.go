@@ -262,16 +262,21 @@ func bindNames(msg []byte) (portal, name []byte, err error) {
 	return portal, name, nil
 }
 
-// executePortal reads the portal name of the Execute msg.
-func executePortal(msg []byte) ([]byte, error) {
+// readExecute reads the Execute of body length n, and the gateway's record
+// of its portal.
+func (s *session) readExecute(n int) (msg, portal []byte, rec portalRec, err error) {
+	if msg, err = s.fe.whole(n); err != nil {
+		return nil, nil, rec, err
+	}
 	portal, rest, ok := cutBytes(msg[5:])
 	if !ok || len(rest) != 4 {
-		return nil, errBadExecute
+		return nil, nil, rec, errBadExecute
 	}
 	if err := checkName(portal); err != nil {
-		return nil, err
+		return nil, nil, rec, err
 	}
-	return portal, nil
+	s.sweepPortals()
+	return msg, portal, s.stmts.portal(portal), nil
 }
 
 func (s *session) onBind(n int) error {
@@ -320,7 +325,7 @@ func (s *session) onBind(n int) error {
 		// name, so a refusal now ends the session. A Parse that came in
 		// the same read as this Bind (a one-shot query) was checked a
 		// moment ago.
-		if err := s.recheck(info.text, KindParse, "prepared"); err != nil {
+		if err := s.recheck(info.text, "", KindParse, "prepared"); err != nil {
 			return err
 		}
 	}
@@ -346,16 +351,10 @@ func (s *session) onBind(n int) error {
 }
 
 func (s *session) onExecute(n int) error {
-	msg, err := s.fe.whole(n)
+	msg, portal, rec, err := s.readExecute(n)
 	if err != nil {
 		return err
 	}
-	portal, err := executePortal(msg)
-	if err != nil {
-		return err
-	}
-	s.sweepPortals()
-	rec := s.stmts.portal(portal)
 	if rec.info == nil {
 		// No Bind or DECLARE the gateway saw made this portal (a Close
 		// removed it, its transaction ended, or SQL in a function opened a
@@ -363,16 +362,8 @@ func (s *session) onExecute(n int) error {
 		// what the gateway knows. The session's own standing (token,
 		// grant) is still checked, with an empty text.
 		text := fmt.Sprintf("-- Execute of portal %q, which the gateway did not see bound or declared", portal)
-		v, err := s.verdict("")
-		if err != nil {
+		if err := s.recheck("", text, KindExecute, ""); err != nil {
 			return err
-		}
-		if !v.Allow {
-			s.report(StatementEvent{Kind: KindExecute, Text: text, Verdict: v, Start: time.Now()})
-			if v.EndCode != "" {
-				return &refusedSessionError{code: v.EndCode, msg: v.Message}
-			}
-			return &refusedSessionError{msg: v.Message}
 		}
 		rec.info = &stmtInfo{text: text, verdict: Verdict{Allow: true}}
 		rec.read = s.readNo()
@@ -381,7 +372,7 @@ func (s *session) onExecute(n int) error {
 		// A portal read in parts (Execute with a row limit) runs no
 		// longer than its statement is allowed: a new policy or an
 		// expired token stops it at the next Execute.
-		if err := s.recheck(rec.info.text, KindExecute, "bound"); err != nil {
+		if err := s.recheck(rec.info.text, "", KindExecute, "bound"); err != nil {
 			return err
 		}
 	}
@@ -395,25 +386,21 @@ func (s *session) onExecute(n int) error {
 // forwardSkipped forwards a Bind, Execute, Describe or Close that the
 // target will skip: an earlier request of the same pipeline step failed,
 // and the client has not sent the step's Sync yet. A Close removes nothing
-// from the record, as it removes nothing on the target. It takes no queue entry, so a
-// long batch after an early error costs the gateway nothing per message;
+// from the record, as it removes nothing on the target. It takes no queue
+// entry, so a long batch after an early error costs the gateway nothing per
+// message;
 // an Execute is audited at once as not run, with the text its portal was
 // last bound to (by a Bind that may have been skipped too: the audit names
 // what the client asked for).
 func (s *session) forwardSkipped(typ byte, n int) error {
 	switch typ {
 	case 'E':
-		msg, err := s.fe.whole(n)
+		msg, portal, rec, err := s.readExecute(n)
 		if err != nil {
 			return err
 		}
-		portal, err := executePortal(msg)
-		if err != nil {
-			return err
-		}
-		s.sweepPortals()
 		e := StatementEvent{Kind: KindExecute, Start: time.Now()}
-		if rec := s.stmts.portal(portal); rec.info != nil {
+		if rec.info != nil {
 			e.Text, e.Verdict, e.Allowed = rec.info.text, rec.info.verdict, rec.info.verdict.Allow
 		}
 		if be := s.skipBindErr.Load(); be != nil && be.portal == string(portal) && s.skipBindErr.CompareAndSwap(be, nil) {
@@ -458,15 +445,23 @@ func (s *session) sweepPortals() {
 // recheck checks again the text of a statement checked in an earlier
 // read, before a Bind or Execute runs it. The target holds the statement
 // or portal, so a refusal ends the session; it is audited as a refused
-// statement of kind.
-func (s *session) recheck(text string, kind StatementKind, what string) error {
+// statement of kind, named audit (the text itself when empty). what says
+// what changed since, for the message ("" when nothing was checked
+// before).
+func (s *session) recheck(text, audit string, kind StatementKind, what string) error {
 	v, err := s.verdict(text)
 	if err != nil || v.Allow {
 		return err
 	}
-	s.report(StatementEvent{Kind: kind, Text: text, Verdict: v, Start: time.Now()})
+	if audit == "" {
+		audit = text
+	}
+	s.report(StatementEvent{Kind: kind, Text: audit, Verdict: v, Start: time.Now()})
 	if v.EndCode != "" {
 		return &refusedSessionError{code: v.EndCode, msg: v.Message}
+	}
+	if what == "" {
+		return &refusedSessionError{msg: v.Message}
 	}
 	return &refusedSessionError{msg: v.Message + " (the policy changed since this statement was " + what + "; reconnect)"}
 }
