@@ -72,7 +72,9 @@ func (nopObserver) SessionEnd(SessionStats)  {}
 
 // BenchmarkSelectByPK runs pgx select-by-primary-key round trips directly
 // against the target and through the gateway, over TLS (goroutine relay) and
-// in plaintext (event loop); compare the ns/op.
+// in plaintext (event loop); compare the ns/op. The oneshot cases send what
+// pgbench -M extended sends: Parse of the unnamed statement, Bind, Describe,
+// Execute and Sync in one round trip.
 func BenchmarkSelectByPK(b *testing.B) {
 	pg := needPG(b)
 	g := startGateway(b, gatewayOptions{plaintext: true})
@@ -96,13 +98,20 @@ func BenchmarkSelectByPK(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		conn *pgx.Conn
-	}{{"direct", direct}, {"gateway-tls", viaTLS}, {"gateway-plaintext", plain}} {
+		mode pgx.QueryExecMode
+	}{
+		{"direct", direct, pgx.QueryExecModeCacheStatement},
+		{"gateway-tls", viaTLS, pgx.QueryExecModeCacheStatement},
+		{"gateway-plaintext", plain, pgx.QueryExecModeCacheStatement},
+		{"direct-oneshot", direct, pgx.QueryExecModeExec},
+		{"gateway-plaintext-oneshot", plain, pgx.QueryExecModeExec},
+	} {
 		b.Run(c.name, func(b *testing.B) {
 			ctx := context.Background()
 			var name string
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				if err := c.conn.QueryRow(ctx, "SELECT name FROM items WHERE id = $1", i%1000+1).Scan(&name); err != nil {
+				if err := c.conn.QueryRow(ctx, "SELECT name FROM items WHERE id = $1", c.mode, i%1000+1).Scan(&name); err != nil {
 					b.Fatal(err)
 				}
 			}

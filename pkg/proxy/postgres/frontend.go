@@ -204,9 +204,11 @@ func (s *session) onParse(n int) error {
 		return err
 	}
 	prev := s.stmts.stmt(name)
-	text := string(sql)
-	if prev != nil && len(name) == 0 && prev.text == text {
-		text = prev.text // the same one-shot statement again: share its text
+	var text string
+	if prev != nil && prev.text == string(sql) {
+		text = prev.text // the same statement again (a one-shot query repeated): share its text, copy nothing
+	} else {
+		text = string(sql)
 	}
 	v, err := s.check(text, KindParse)
 	if err != nil {
