@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -148,11 +150,18 @@ func TestParseFlags(t *testing.T) {
 
 func TestReportTargets(t *testing.T) {
 	opts := options{clients: 4, threads: 2, scale: 10, rounds: 2, duration: 5 * time.Second, rows: 200000, streamRounds: 2, sslmode: "verify-full"}
+	others := func(server, client time.Duration, idle float64) *othersPerTxn {
+		return &othersPerTxn{server: server, client: client, idle: idle}
+	}
 	tps := func(gateway float64, failed int64) []series {
 		return []series{
-			{name: "direct", values: []float64{1000, 1000}},
+			{name: "direct", values: []float64{1000, 1000},
+				others: []*othersPerTxn{others(130*time.Microsecond, 21*time.Microsecond, 0.01), others(132*time.Microsecond, 23*time.Microsecond, 0.02)}},
 			{name: "gateway", values: []float64{gateway, gateway}, failed: failed,
-				cpu: []float64{40, 44}, cpuUser: []float64{12, 14}, cpuSys: []float64{28, 30}},
+				cpu: []float64{40, 44}, cpuUser: []float64{12, 14}, cpuSys: []float64{28, 30},
+				// A round whose machine numbers could not be read counts
+				// for none of the medians.
+				others: []*othersPerTxn{others(135*time.Microsecond, 21*time.Microsecond, 0.095), nil}},
 			{name: "pgbouncer", values: []float64{600, 600},
 				cpu: []float64{31, 31}, cpuUser: []float64{7, 8}, cpuSys: []float64{24, 23}},
 		}
@@ -170,7 +179,11 @@ func TestReportTargets(t *testing.T) {
 			rep:  report{opts: opts, tps: tps(660, 0), stream: stream(90), gatewayTLS: true},
 			want: []string{
 				"ratios: gateway/direct 0.66   gateway/pgbouncer 1.10   pgbouncer/direct 0.60",
-				"proxy CPU per transaction (median): gateway 42.0 µs (user 13.0, kernel 29.0)   pgbouncer 31.0 µs (user 7.5, kernel 23.5)",
+				"CPU time per transaction in µs, and idle CPU (medians of the rounds)",
+				"path        PostgreSQL   pgbench   proxy   (user   kernel)   CPUs idle",
+				"direct           131.0      22.0       -       -         -        1.5%",
+				"gateway          135.0      21.0    42.0   (13.0     29.0)        9.5%",
+				"pgbouncer            -         -    31.0    (7.5     23.5)           -",
 				"ratio: gateway/direct 0.90",
 				"gateway select-only TPS >= pgbouncer's   1.10x   met",
 				"gateway stream >= 0.8x direct            0.90x   met",
@@ -248,6 +261,11 @@ func TestRunEndToEnd(t *testing.T) {
 			t.Errorf("report lacks %q; got:\n%s", w, out)
 		}
 	}
+	// On Linux the cost table has PostgreSQL's and pgbench's CPU time and
+	// the idle share of the direct path, read from /proc.
+	if runtime.GOOS == "linux" && !regexp.MustCompile(`(?m)^ *direct +[0-9]+\.[0-9] +[0-9]+\.[0-9] +- +- +- +[0-9]+\.[0-9]%$`).MatchString(out) {
+		t.Errorf("report has no direct row with PostgreSQL, pgbench and idle numbers; got:\n%s", out)
+	}
 	// The gateway runs must not fail (pgbench -S sends only reads).
 	for _, l := range strings.Split(out, "\n") {
 		if strings.HasPrefix(strings.TrimSpace(l), "0 failed transactions through the gateway") && !strings.HasSuffix(l, " met") {
@@ -269,26 +287,29 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 }
 
-func TestParseProcStatCPU(t *testing.T) {
+func TestParseProcStat(t *testing.T) {
 	for _, tc := range []struct {
 		name, stat string
-		want       cpuTime
+		want       procStat
 		wantErr    bool
 	}{
 		{name: "plain", stat: "4242 (pgbouncer) S 1 4242 4242 0 -1 4194560 300 0 0 0 150 75 0 0 20 0 1 0 100 0 0",
-			want: cpuTime{user: 1500 * time.Millisecond, sys: 750 * time.Millisecond}},
-		{name: "spaces-and-parens-in-name", stat: "7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 1 0 0",
-			want: cpuTime{user: 30 * time.Millisecond, sys: 40 * time.Millisecond}},
+			want: procStat{ppid: 1, own: cpuTime{user: 1500 * time.Millisecond, sys: 750 * time.Millisecond}}},
+		{name: "spaces-and-parens-in-name", stat: "7 (a (b) c) R 9 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 1 0 0",
+			want: procStat{ppid: 9, own: cpuTime{user: 30 * time.Millisecond, sys: 40 * time.Millisecond}}},
+		{name: "reaped-children", stat: "100 (postgres) S 1 100 100 0 -1 0 0 0 0 0 2 1 500 250 20 0 1 0 1 0 0",
+			want: procStat{ppid: 1, own: cpuTime{user: 20 * time.Millisecond, sys: 10 * time.Millisecond},
+				reaped: cpuTime{user: 5 * time.Second, sys: 2500 * time.Millisecond}}},
 		{name: "truncated", stat: "7 (x) R 1 2 3", wantErr: true},
 		{name: "no-name", stat: "garbage", wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseProcStatCPU(tc.stat)
+			got, err := parseProcStat(tc.stat)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
 			}
 			if got != tc.want {
-				t.Errorf("got %v, want %v", got, tc.want)
+				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
 		})
 	}

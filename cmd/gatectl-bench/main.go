@@ -124,8 +124,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 
 Measures the gateway against a direct connection and pgbouncer in one run:
 pgbench select-by-primary-key (-S -M extended) TPS and a streamed result
-(rows/s), in interleaved rounds, then prints the medians, the ratios, each
-proxy's CPU time per transaction (user and kernel), and whether the run met
+(rows/s), in interleaved rounds, then prints the medians, the ratios, the
+CPU time per transaction of PostgreSQL, pgbench and each proxy (user and
+kernel), the idle CPU (these two on Linux only), and whether the run met
 the targets (gateway TPS >= pgbouncer's, stream >= 0.8x direct). Needs
 PostgreSQL, pgbench and psql; pgbouncer is optional. make bench runs it with
 $BENCH_FLAGS.

@@ -38,6 +38,7 @@ func (b *bench) measure(ctx context.Context, stdout, stderr io.Writer) error {
 			s := &rep.tps[i]
 			s.values[r] = res.tps
 			s.failed += res.failed
+			s.others[r] = res.others
 			if s.cpu != nil {
 				c := res.cpuPerTxn
 				s.cpu[r] = float64(c.total()) / float64(time.Microsecond)
@@ -89,7 +90,7 @@ func (b *bench) machine() string {
 func newSeries(paths []path, rounds int) []series {
 	out := make([]series, len(paths))
 	for i, p := range paths {
-		out[i] = series{name: p.name, values: make([]float64, rounds)}
+		out[i] = series{name: p.name, values: make([]float64, rounds), others: make([]*othersPerTxn, rounds)}
 		if p.cpu != nil {
 			out[i].cpu = make([]float64, rounds)
 			out[i].cpuUser = make([]float64, rounds)

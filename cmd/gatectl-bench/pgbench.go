@@ -53,6 +53,17 @@ type pgbenchResult struct {
 	// cpuPerTxn is the proxy's CPU time over the run divided by txns;
 	// zero for a path without a proxy.
 	cpuPerTxn cpuTime
+	// others is where the rest of the machine's time went, when it could
+	// be read (Linux).
+	others *othersPerTxn
+}
+
+// othersPerTxn is the CPU time PostgreSQL and pgbench spent per
+// transaction, and the share of the machine's CPU time left idle: with the
+// proxy's time, what a path costs the machine, and why its TPS differs.
+type othersPerTxn struct {
+	server, client time.Duration
+	idle           float64 // 0..1
 }
 
 // runPgbench runs the select-only built-in script over the extended
@@ -78,12 +89,16 @@ func (b *bench) runPgbench(ctx context.Context, p path, d time.Duration) (pgbenc
 			return pgbenchResult{}, fmt.Errorf("CPU time of %s: %w", p.name, err)
 		}
 	}
+	sys0, sysErr := b.readSystem()
 	if err := cmd.Run(); err != nil {
 		return pgbenchResult{}, fmt.Errorf("pgbench against %s: %w\n%s", p.name, err, tail(stderr.String(), 10))
 	}
 	r, err := parsePgbench(stdout.String())
 	if err != nil {
 		return r, fmt.Errorf("pgbench against %s: %w\n%s", p.name, err, tail(stderr.String(), 10))
+	}
+	if sys1, err := b.readSystem(); err == nil && sysErr == nil && r.txns > 0 {
+		r.others = sys1.since(sys0, cmd.ProcessState, r.txns)
 	}
 	if p.cpu != nil && r.txns > 0 {
 		cpu1, err := p.cpu()

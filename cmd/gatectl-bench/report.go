@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // The targets of the P2 issue, shown by the report and never asserted.
@@ -24,6 +25,9 @@ type series struct {
 	// cpuUser and cpuSys its user and kernel parts; nil for a path without
 	// a proxy.
 	cpu, cpuUser, cpuSys []float64
+	// others is where the rest of the machine's time went in each round;
+	// an entry is nil where it could not be read.
+	others []*othersPerTxn
 }
 
 func (s series) median() float64 { return median(s.values) }
@@ -98,9 +102,7 @@ func (r report) write(w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(&buf, "ratios: %s\n", strings.Join(parts, "   "))
-	if line := cpuLine(r.tps); line != "" {
-		fmt.Fprintln(&buf, line)
-	}
+	costTable(&buf, r.tps)
 	fmt.Fprintln(&buf)
 
 	if len(r.stream) > 0 && o.streamRounds > 0 {
@@ -132,13 +134,10 @@ func (r report) write(w io.Writer) error {
 // table writes one row per series: the rounds, the median and, for
 // pgbench, the failed transactions.
 func table(w io.Writer, rounds int, ss []series, failed bool) {
-	nameWidth := len("path")
-	for _, s := range ss {
-		nameWidth = max(nameWidth, len(s.name))
-	}
+	width := nameWidth(ss)
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', tabwriter.AlignRight)
 	// Names padded to one width: right-aligned, they read left-aligned.
-	fmt.Fprintf(tw, "%-*s\t", nameWidth, "path")
+	fmt.Fprintf(tw, "%-*s\t", width, "path")
 	for i := 1; i <= rounds; i++ {
 		fmt.Fprintf(tw, "round %d\t", i)
 	}
@@ -148,7 +147,7 @@ func table(w io.Writer, rounds int, ss []series, failed bool) {
 	}
 	fmt.Fprintln(tw)
 	for _, s := range ss {
-		fmt.Fprintf(tw, "%-*s\t", nameWidth, s.name)
+		fmt.Fprintf(tw, "%-*s\t", width, s.name)
 		for _, v := range s.values {
 			fmt.Fprintf(tw, "%.0f\t", v)
 		}
@@ -181,19 +180,50 @@ func verdict(measured, met bool) string {
 	}
 }
 
-// cpuLine reports the median CPU time each proxy spent per transaction,
-// and the medians of its user and kernel parts: on a machine whose cores
-// the clients, the proxy and PostgreSQL share, it is what a proxy takes
-// away from the others, and it varies less between runs than TPS does.
-func cpuLine(ss []series) string {
-	var parts []string
+// costTable reports, per path, the medians of the CPU time that PostgreSQL,
+// pgbench and the proxy (in user space and in the kernel) spent per
+// transaction, and of the share of the machine's CPU time left idle. The
+// clients, the proxy and PostgreSQL share the cores, so a proxy's TPS is
+// what its own CPU time and the idle time it causes leave to the others;
+// these numbers vary less between runs than TPS does. Nothing is written
+// when none of it was measured.
+func costTable(w io.Writer, ss []series) {
+	known := false
 	for _, s := range ss {
-		if s.cpu != nil {
-			parts = append(parts, fmt.Sprintf("%s %.1f µs (user %.1f, kernel %.1f)", s.name, median(s.cpu), median(s.cpuUser), median(s.cpuSys)))
+		known = known || s.cpu != nil || slices.ContainsFunc(s.others, func(o *othersPerTxn) bool { return o != nil })
+	}
+	if !known {
+		return
+	}
+	fmt.Fprintln(w, "CPU time per transaction in µs, and idle CPU (medians of the rounds)")
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%-*s\tPostgreSQL\tpgbench\tproxy\t(user\tkernel)\tCPUs idle\t\n", nameWidth(ss), "path")
+	for _, s := range ss {
+		var server, client, idle []float64
+		for _, o := range s.others {
+			if o != nil {
+				server = append(server, float64(o.server)/float64(time.Microsecond))
+				client = append(client, float64(o.client)/float64(time.Microsecond))
+				idle = append(idle, 100*o.idle)
+			}
 		}
+		cell := func(v []float64, format string) string {
+			if len(v) == 0 {
+				return "-"
+			}
+			return fmt.Sprintf(format, median(v))
+		}
+		fmt.Fprintf(tw, "%-*s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", nameWidth(ss), s.name,
+			cell(server, "%.1f"), cell(client, "%.1f"), cell(s.cpu, "%.1f"), cell(s.cpuUser, "(%.1f"), cell(s.cpuSys, "%.1f)"), cell(idle, "%.1f%%"))
 	}
-	if len(parts) == 0 {
-		return ""
+	tw.Flush()
+}
+
+// nameWidth is the width of the path column: its title or the longest name.
+func nameWidth(ss []series) int {
+	n := len("path")
+	for _, s := range ss {
+		n = max(n, len(s.name))
 	}
-	return "proxy CPU per transaction (median): " + strings.Join(parts, "   ")
+	return n
 }

@@ -43,6 +43,9 @@ type bench struct {
 	bouncer *pgbouncer
 	// skipped says why pgbouncer is not measured; empty when it is.
 	skipped string
+	// server reads the CPU time of the PostgreSQL server; nil where it
+	// cannot be read.
+	server cpuClock
 }
 
 // setup starts everything the measurements need. The returned bench is
@@ -59,6 +62,9 @@ func setup(ctx context.Context, opts options, logger *slog.Logger, stderr io.Wri
 		return nil, fmt.Errorf("start the demo environment: %w", err)
 	}
 	b := &bench{opts: opts, log: logger, env: env, pgbench: pgbenchBin}
+	if pid, err := postmasterPID(filepath.Join(env.PG.Dir, "data")); err == nil {
+		b.server = serverCPU(pid)
+	}
 	if b.tmp, err = tempDir(); err != nil {
 		return b, err
 	}
