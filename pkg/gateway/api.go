@@ -56,8 +56,8 @@ func (g *Gateway) authed(h http.HandlerFunc) http.Handler {
 		}
 		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || strings.TrimSpace(raw) == "" {
-			g.record(audit.Event{Action: "auth.refuse", Decision: "deny", Reason: "no token", PolicyCommit: pol.Commit,
-				Detail: map[string]string{"via": "api", "route": r.URL.Path}})
+			g.recordRefusal(audit.Event{Action: "auth.refuse", Decision: "deny", Reason: "no token", PolicyCommit: pol.Commit,
+				Detail: map[string]string{"via": "api", "route": r.URL.Path, "remote": r.RemoteAddr}}, "api", r.RemoteAddr)
 			writeError(w, http.StatusUnauthorized, api.CodeAuth, "authentication required: send a bearer token (set GATECTL_TOKEN or --token-file)")
 			return
 		}
@@ -68,8 +68,8 @@ func (g *Gateway) authed(h http.HandlerFunc) http.Handler {
 			if errors.As(err, &ae) {
 				reason = ae.Reason
 			}
-			g.record(audit.Event{Action: "auth.refuse", Decision: "deny", Reason: reason, PolicyCommit: pol.Commit,
-				Detail: map[string]string{"via": "api", "route": r.URL.Path, "token": identity.Fingerprint(raw)}})
+			g.recordRefusal(audit.Event{Action: "auth.refuse", Decision: "deny", Reason: reason, PolicyCommit: pol.Commit,
+				Detail: map[string]string{"via": "api", "route": r.URL.Path, "remote": r.RemoteAddr, "token": identity.Fingerprint(raw)}}, "api", r.RemoteAddr)
 			writeError(w, http.StatusUnauthorized, api.CodeAuth, "authentication failed: "+reason)
 			return
 		}

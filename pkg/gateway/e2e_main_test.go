@@ -32,6 +32,7 @@ import (
 	"github.com/gatectl/gatectl/pkg/api"
 	"github.com/gatectl/gatectl/pkg/audit"
 	"github.com/gatectl/gatectl/pkg/demo"
+	"github.com/gatectl/gatectl/pkg/gateway"
 )
 
 // env is the demo environment shared by every test of this binary.
@@ -62,6 +63,8 @@ func runMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// Tests that flood a listener wait for the counts of refusals.
+	gateway.SetRefusalReportEvery(time.Second)
 	env, err = demo.Start(ctx, demo.Options{
 		Dir: dir, ListenAPI: "127.0.0.1:0", ListenPostgres: "127.0.0.1:0", Logger: logger, Customers: 1000,
 	})

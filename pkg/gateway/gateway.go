@@ -45,6 +45,12 @@ type Gateway struct {
 	// stopping is closed when the API server starts shutting down.
 	stopping chan struct{}
 
+	// refusals limits the audit events of unauthenticated callers; its
+	// counts are written every refusalReportEvery until refusalsStop is
+	// closed, and once more before refusalsDone is.
+	refusals                   refusalLimiter
+	refusalsStop, refusalsDone chan struct{}
+
 	mu        sync.Mutex
 	listeners []net.Listener
 	servers   []shutdowner
@@ -158,6 +164,11 @@ func (g *Gateway) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open the audit log: %w", err)
 	}
+	g.refusalsStop, g.refusalsDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(g.refusalsDone)
+		g.reportRefusalsEvery(refusalReportEvery, g.refusalsStop)
+	}()
 
 	if err := g.setupTLS(); err != nil {
 		return err
@@ -262,6 +273,9 @@ func (g *Gateway) record(e audit.Event) {
 
 // currentPolicy returns the live policy, or nil before the first one.
 func (g *Gateway) currentPolicy() *policy.Policy {
+	if g.policy == nil {
+		return nil // not following a repository yet
+	}
 	p, _, ok := g.policy.Current()
 	if !ok {
 		return nil
@@ -345,6 +359,11 @@ func (g *Gateway) close() error {
 	}
 	g.mu.Unlock()
 	var err error
+	if g.refusalsStop != nil {
+		// The last counts of refusals go in before the audit log closes.
+		close(g.refusalsStop)
+		<-g.refusalsDone
+	}
 	if g.audit != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err = g.audit.Close(ctx)

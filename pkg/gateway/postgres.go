@@ -88,7 +88,7 @@ func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pg
 		detail["reason"] = truncate(req.Reason, 1024)
 	}
 	if req.Token == "" {
-		g.record(audit.Event{Action: "auth.refuse", Decision: "deny", Target: req.Database, Reason: "no token", PolicyCommit: pol.Commit, Detail: detail})
+		g.recordRefusal(audit.Event{Action: "auth.refuse", Decision: "deny", Target: req.Database, Reason: "no token", PolicyCommit: pol.Commit, Detail: detail}, "postgres", detail["remote"])
 		return nil, &pgproxy.AuthError{Msg: "authentication required: send your OIDC token as the password (PGPASSWORD=$(gatectl token))"}
 	}
 	pr, err := g.ident.Verify(ctx, pol, req.Token)
@@ -99,7 +99,7 @@ func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pg
 			reason = ae.Reason
 		}
 		detail["token"] = identity.Fingerprint(req.Token)
-		g.record(audit.Event{Action: "auth.refuse", Decision: "deny", Target: req.Database, Reason: reason, PolicyCommit: pol.Commit, Detail: detail})
+		g.recordRefusal(audit.Event{Action: "auth.refuse", Decision: "deny", Target: req.Database, Reason: reason, PolicyCommit: pol.Commit, Detail: detail}, "postgres", detail["remote"])
 		return nil, &pgproxy.AuthError{Msg: "authentication failed: " + reason}
 	}
 	g.record(audit.Event{Action: "auth.accept", Decision: "allow", Principal: pr.String(), Target: req.Database, PolicyCommit: pol.Commit, Detail: detail})

@@ -1,0 +1,8 @@
+package gateway
+
+import "time"
+
+// SetRefusalReportEvery sets how often counted refusals are written as
+// events, for gateways started afterwards; tests that wait for the counts
+// use a short interval.
+func SetRefusalReportEvery(d time.Duration) { refusalReportEvery = d }
