@@ -102,3 +102,34 @@ func atoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// TestRefusedClientsDatabaseNameIsBounded: the database name of a client
+// refused before anything was verified is the client's to choose; its event
+// keeps a bounded part of it.
+func TestRefusedClientsDatabaseNameIsBounded(t *testing.T) {
+	t.Parallel()
+	const source = "127.0.0.79"
+	cfg := pgConfig(t, bob).Config
+	cfg.Database = strings.Repeat("orders_", 900)
+	cfg.Password = "not.a.token"
+	cfg.DialFunc = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}, Timeout: 20 * time.Second}).DialContext
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if conn, err := pgconn.ConnectConfig(ctx, &cfg); err == nil {
+		conn.Close(context.Background())
+		t.Fatal("a bad token was accepted")
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		for _, e := range auditEvents(t, url.Values{"action": {"auth.refuse"}}) {
+			if host, _, _ := net.SplitHostPort(e.Detail["remote"]); host == source {
+				if len(e.Target) > 200 || !strings.HasPrefix(e.Target, "orders_orders_") {
+					t.Errorf("event target is %d bytes (%.40q…), want a bounded prefix of the name", len(e.Target), e.Target)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no auth.refuse event from " + source)
+		}
+	}
+}

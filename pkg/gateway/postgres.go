@@ -83,12 +83,16 @@ func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pg
 		g.log.Error("refusing a PostgreSQL session: the audit log is failing", "err", err)
 		return nil, &pgproxy.AccessError{Msg: "the gateway cannot write its audit log, so it accepts no sessions; an admin must check the gateway log"}
 	}
+	// The database name is the client's to choose before anything is
+	// verified: events keep a bounded part of it (a target's name is
+	// short).
+	target := truncate(req.Database, maxEventTarget)
 	detail := map[string]string{"via": "postgres", "remote": req.Remote.String(), "tls": strconv.FormatBool(req.TLS)}
 	if req.Reason != "" {
 		detail["reason"] = truncate(req.Reason, 1024)
 	}
 	if req.Token == "" {
-		g.recordRefusal(audit.Event{Action: "auth.refuse", Decision: "deny", Target: req.Database, Reason: "no token", PolicyCommit: pol.Commit, Detail: detail}, "postgres", detail["remote"])
+		g.recordRefusal(audit.Event{Action: "auth.refuse", Decision: "deny", Target: target, Reason: "no token", PolicyCommit: pol.Commit, Detail: detail}, "postgres", detail["remote"])
 		return nil, &pgproxy.AuthError{Msg: "authentication required: send your OIDC token as the password (PGPASSWORD=$(gatectl token))"}
 	}
 	pr, err := g.ident.Verify(ctx, pol, req.Token)
@@ -99,18 +103,18 @@ func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pg
 			reason = ae.Reason
 		}
 		detail["token"] = identity.Fingerprint(req.Token)
-		g.recordRefusal(audit.Event{Action: "auth.refuse", Decision: "deny", Target: req.Database, Reason: reason, PolicyCommit: pol.Commit, Detail: detail}, "postgres", detail["remote"])
+		g.recordRefusal(audit.Event{Action: "auth.refuse", Decision: "deny", Target: target, Reason: reason, PolicyCommit: pol.Commit, Detail: detail}, "postgres", detail["remote"])
 		return nil, &pgproxy.AuthError{Msg: "authentication failed: " + reason}
 	}
-	g.record(audit.Event{Action: "auth.accept", Decision: "allow", Principal: pr.String(), Target: req.Database, PolicyCommit: pol.Commit, Detail: detail})
+	g.record(audit.Event{Action: "auth.accept", Decision: "allow", Principal: pr.String(), Target: target, PolicyCommit: pol.Commit, Detail: detail})
 
 	refuse := func(msg string) (*pgproxy.Session, error) {
-		g.record(audit.Event{Action: "session.refuse", Decision: "deny", Principal: pr.String(), Target: req.Database, Reason: msg, PolicyCommit: pol.Commit, Detail: detail})
+		g.record(audit.Event{Action: "session.refuse", Decision: "deny", Principal: pr.String(), Target: target, Reason: msg, PolicyCommit: pol.Commit, Detail: detail})
 		return nil, &pgproxy.AccessError{Msg: msg}
 	}
 	// unavailable is for what an admin must fix, not a policy decision.
 	unavailable := func(msg string) (*pgproxy.Session, error) {
-		g.record(audit.Event{Action: "session.refuse", Decision: "error", Principal: pr.String(), Target: req.Database, Reason: msg, PolicyCommit: pol.Commit, Detail: detail})
+		g.record(audit.Event{Action: "session.refuse", Decision: "error", Principal: pr.String(), Target: target, Reason: msg, PolicyCommit: pol.Commit, Detail: detail})
 		return nil, &pgproxy.UnavailableError{Msg: msg}
 	}
 	grant, err := pol.Grant(pr, req.Database, time.Now())
@@ -449,6 +453,10 @@ func addrString(a net.Addr) string {
 
 // truncate cuts s to at most n bytes, on a character boundary, and marks
 // the cut with "…".
+// maxEventTarget bounds the target name of an event about a client that
+// named a target the gateway may not have.
+const maxEventTarget = 128
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -203,7 +202,7 @@ func followEvents(ctx context.Context, f *cmdutil.Factory, last int64) error {
 		t := eventTable()
 		t.Header = nil
 		addEvent(t, e)
-		return writeRows(f, t, format)
+		return t.WriteRows(f.IO.Out, format)
 	}
 	for {
 		q := url.Values{"after": {strconv.FormatInt(last, 10)}, "follow": {"true"}}
@@ -227,24 +226,6 @@ func followEvents(ctx context.Context, f *cmdutil.Factory, last int64) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
-}
-
-// writeRows prints rows without a header (for --follow).
-func writeRows(f *cmdutil.Factory, t *cmdutil.Table, format cmdutil.Format) error {
-	if format == cmdutil.FormatCSV || format == cmdutil.FormatTSV {
-		sep := "\t"
-		if format == cmdutil.FormatCSV {
-			sep = ","
-		}
-		for _, r := range t.Rows {
-			fmt.Fprintln(f.IO.Out, strings.Join(r, sep))
-		}
-		return nil
-	}
-	for _, r := range t.Rows {
-		fmt.Fprintln(f.IO.Out, strings.Join(r, "  "))
-	}
-	return nil
 }
 
 func newSearchCmd(f *cmdutil.Factory) *cobra.Command {

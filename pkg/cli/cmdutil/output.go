@@ -30,7 +30,8 @@ func ParseFormat(s string) (Format, error) {
 }
 
 // Table is tabular output: human-aligned on a terminal, TSV or CSV for
-// scripts.
+// scripts. The table and TSV formats show every cell Printable; CSV and
+// JSON keep values as they are, quoted and escaped by their own rules.
 type Table struct {
 	Header []string
 	Rows   [][]string
@@ -61,24 +62,51 @@ func (t *Table) Write(w io.Writer, f Format) error {
 		cw.WriteAll(t.Rows)
 		return cw.Error()
 	case FormatTSV:
+		// One line per row, one field per column: see Printable.
 		for _, r := range append([][]string{t.Header}, t.Rows...) {
-			clean := make([]string, len(r))
-			for i, c := range r {
-				clean[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(c)
-			}
-			if _, err := fmt.Fprintln(w, strings.Join(clean, "\t")); err != nil {
+			if _, err := fmt.Fprintln(w, printableRow(r, "\t")); err != nil {
 				return err
 			}
 		}
 		return nil
 	default:
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, strings.Join(t.Header, "\t"))
+		fmt.Fprintln(tw, printableRow(t.Header, "\t"))
 		for _, r := range t.Rows {
-			fmt.Fprintln(tw, strings.Join(r, "\t"))
+			fmt.Fprintln(tw, printableRow(r, "\t"))
 		}
 		return tw.Flush()
 	}
+}
+
+// WriteRows writes the rows without the header, as Write would, except
+// that the table format separates cells by two spaces rather than aligning
+// them: for output that grows a row at a time (audit tail --follow).
+func (t *Table) WriteRows(w io.Writer, f Format) error {
+	if f == FormatCSV {
+		cw := csv.NewWriter(w)
+		cw.WriteAll(t.Rows)
+		return cw.Error()
+	}
+	sep := "  "
+	if f == FormatTSV {
+		sep = "\t"
+	}
+	for _, r := range t.Rows {
+		if _, err := fmt.Fprintln(w, printableRow(r, sep)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// printableRow is r's cells made Printable and joined by sep.
+func printableRow(r []string, sep string) string {
+	clean := make([]string, len(r))
+	for i, c := range r {
+		clean[i] = Printable(c)
+	}
+	return strings.Join(clean, sep)
 }
 
 // WriteJSON writes v as indented JSON.
