@@ -65,6 +65,8 @@ func runMain(m *testing.M) int {
 	defer cancel()
 	// Tests that flood a listener wait for the counts of refusals.
 	gateway.SetRefusalReportEvery(time.Second)
+	// TestAPIClosesIdleConnections waits for it.
+	gateway.SetAPIIdleTimeout(2 * time.Second)
 	env, err = demo.Start(ctx, demo.Options{
 		Dir: dir, ListenAPI: "127.0.0.1:0", ListenPostgres: "127.0.0.1:0", Logger: logger, Customers: 1000,
 	})

@@ -58,6 +58,10 @@ type Gateway struct {
 
 type shutdowner interface{ Shutdown(context.Context) error }
 
+// apiIdleTimeout is how long the API keeps a connection that has no
+// request in progress.
+var apiIdleTimeout = 60 * time.Second
+
 // shutdownWait is how long a stopping gateway lets sessions finish.
 const shutdownWait = 15 * time.Second
 
@@ -208,7 +212,11 @@ func (g *Gateway) start(ctx context.Context) error {
 		// PostgreSQL listener clones the gateway's.
 		TLSConfig:         g.tlsConfig.Clone(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		// A kept-alive connection with no request is closed: anyone who
+		// reaches the port could otherwise hold connections open for ever.
+		// No read or write timeout: a followed audit stream lasts.
+		IdleTimeout: apiIdleTimeout,
+		ErrorLog:    slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
 	// Shutdown waits for requests to end: a followed audit stream ends
 	// when it starts.

@@ -53,7 +53,8 @@ reaches the target as you while it listens.
 With -- CLIENT ARGS, run the client with PGHOST, PGPORT, PGDATABASE and a
 one-time PGPASSWORD set, and stop when it exits, with its exit code. The
 listener then takes only that password, so other users of the machine cannot
-borrow your access. Ctrl-C goes to the client (psql cancels its statement),
+borrow your access. The client does not get your token: GATECTL_TOKEN is
+removed from its environment. Ctrl-C goes to the client (psql cancels its statement),
 not to gatectl; SIGTERM and SIGHUP sent to gatectl are passed on to it.`,
 		Example: `  $ gatectl connect orders -- psql
   $ gatectl connect orders --port 5433
@@ -182,14 +183,17 @@ func oneTimePassword() (string, error) {
 }
 
 // clientEnv drops the libpq variables that would send the client somewhere
-// else or make it present a password or certificate to the local listener.
+// else or make it present a password or certificate to the local listener,
+// and the caller's token: the client reaches the target through the
+// listener and its one-time password, and never needs the token.
 func clientEnv(env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
 		case "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGPASSWORD", "PGPASSFILE", "PGSERVICE", "PGSERVICEFILE",
-			"PGSSLMODE", "PGSSLCERT", "PGSSLKEY", "PGSSLROOTCERT", "PGREQUIRESSL", "PGGSSENCMODE", "PGOPTIONS":
+			"PGSSLMODE", "PGSSLCERT", "PGSSLKEY", "PGSSLROOTCERT", "PGREQUIRESSL", "PGGSSENCMODE", "PGOPTIONS",
+			"GATECTL_TOKEN":
 			continue
 		}
 		out = append(out, kv)

@@ -1,7 +1,10 @@
 package gateway_test
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -131,5 +134,40 @@ func TestRefusedClientsDatabaseNameIsBounded(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("no auth.refuse event from " + source)
 		}
+	}
+}
+
+// TestAPIClosesIdleConnections: a connection that made one request and
+// then says nothing is closed by the gateway (IdleTimeout, 2 s in these
+// tests), so nobody can hold API connections open for ever.
+func TestAPIClosesIdleConnections(t *testing.T) {
+	t.Parallel()
+	u, err := url.Parse(env.Ready.API)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := apiClient.Transport.(*http.Transport).TLSClientConfig.Clone()
+	cfg.NextProtos = []string{"http/1.1"}
+	conn, err := tls.Dial("tcp", u.Host, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	start := time.Now()
+	conn.SetReadDeadline(start.Add(15 * time.Second))
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("the gateway sent more after the response")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the idle connection was still open after %s", time.Since(start).Round(time.Second))
 	}
 }
