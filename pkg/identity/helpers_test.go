@@ -21,14 +21,23 @@ type issuerServer struct {
 	url      string // the issuer URL: srv.URL + "/dev"
 	current  atomic.Pointer[DevIssuer]
 	keyFetch atomic.Int64 // GET /dev/keys served
+	discover atomic.Int64 // GET of the discovery document
+	down     atomic.Bool  // answer every request with 503
 }
 
 func newIssuerServer(t *testing.T) *issuerServer {
 	t.Helper()
 	s := &issuerServer{}
 	s.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/dev/keys" {
+		switch r.URL.Path {
+		case "/dev/keys":
 			s.keyFetch.Add(1)
+		case "/dev/.well-known/openid-configuration":
+			s.discover.Add(1)
+		}
+		if s.down.Load() {
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			return
 		}
 		http.StripPrefix("/dev", s.current.Load().Handler()).ServeHTTP(w, r)
 	}))

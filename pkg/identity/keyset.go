@@ -23,6 +23,12 @@ import (
 // without it anyone could make the gateway hammer the issuer.
 const minRefetchInterval = 10 * time.Second
 
+// maxKeyAge is how long fetched keys are used before they are fetched
+// again. An issuer retires a key by leaving it out of its set; without a
+// refetch on age, a retired key would verify tokens for as long as the
+// gateway runs.
+const maxKeyAge = time.Hour
+
 // maxJWKSSize bounds a JWKS document.
 const maxJWKSSize = 1 << 20
 
@@ -41,12 +47,13 @@ type keySet struct {
 	now    func() time.Time
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	keys    []jose.JSONWebKey
-	fetched bool      // keys holds the result of a successful fetch
-	lastAt  time.Time // when the last fetch ended, successful or not
-	lastErr error     // the last fetch's error
-	flight  singleflight.Group
+	mu        sync.Mutex
+	keys      []jose.JSONWebKey
+	fetched   bool      // keys holds the result of a successful fetch
+	fetchedAt time.Time // when that fetch ended
+	lastAt    time.Time // when the last fetch ended, successful or not
+	lastErr   error     // the last fetch's error
+	flight    singleflight.Group
 }
 
 // verifyReport carries the precise reason of a signature failure past
@@ -120,16 +127,21 @@ func verifyWith(jws *jose.JSONWebSignature, keys []jose.JSONWebKey, kid, alg str
 	return nil, found, errBadSignature
 }
 
-// cached returns the cached keys, fetching them on first use.
+// cached returns the cached keys, fetching them on first use and again
+// once they are maxKeyAge old. Keys that are too old stay in use while the
+// issuer cannot be reached: its outage must not lock everyone out.
 func (ks *keySet) cached(ctx context.Context) ([]jose.JSONWebKey, error) {
 	ks.mu.Lock()
-	keys, fetched := ks.keys, ks.fetched
+	keys, fetched, age := ks.keys, ks.fetched, ks.now().Sub(ks.fetchedAt)
 	ks.mu.Unlock()
-	if fetched {
+	if fetched && age < maxKeyAge {
 		return keys, nil
 	}
-	keys, _, err := ks.refresh(ctx)
-	return keys, err
+	fresh, _, err := ks.refresh(ctx)
+	if err != nil && fetched {
+		return keys, nil // refresh logged the failure
+	}
+	return fresh, err
 }
 
 // refresh fetches the keys unless the last fetch ended less than
@@ -161,7 +173,7 @@ func (ks *keySet) refresh(ctx context.Context) (keys []jose.JSONWebKey, refreshe
 			ks.log.Warn("fetch issuer signing keys", "issuer", ks.issuer, "err", err)
 			return nil, err
 		}
-		ks.keys, ks.fetched = keys, true
+		ks.keys, ks.fetched, ks.fetchedAt = keys, true, ks.lastAt
 		ks.log.Info("fetched issuer signing keys", "issuer", ks.issuer, "keys", len(keys))
 		return keys, nil
 	})

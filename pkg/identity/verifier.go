@@ -49,6 +49,10 @@ type Verifier struct {
 	mu        sync.Mutex
 	remotes   map[string]*keySet // by issuer URL
 	discovery singleflight.Group
+	// failed holds when each issuer's last discovery failed, until one
+	// succeeds: within minRefetchInterval of a failure no token makes the
+	// gateway ask again, or anyone could make it hammer an ailing issuer.
+	failed map[string]time.Time
 }
 
 // NewVerifier returns a Verifier configured by opts.
@@ -59,6 +63,7 @@ func NewVerifier(opts Options) *Verifier {
 		now:     opts.Now,
 		log:     opts.Logger,
 		remotes: make(map[string]*keySet),
+		failed:  make(map[string]time.Time),
 	}
 	if v.client == nil {
 		v.client = http.DefaultClient
@@ -178,27 +183,34 @@ func (v *Verifier) keysFor(ctx context.Context, iss string) (*keySet, *AuthError
 	if v.dev != nil && iss == v.dev.URL() {
 		return v.devKeys, nil
 	}
+	unreachable := refuse(fmt.Sprintf("issuer %s could not be reached to verify the token; try again later", printable(iss)))
 	v.mu.Lock()
 	ks := v.remotes[iss]
+	failedAt, failed := v.failed[iss]
 	v.mu.Unlock()
 	if ks != nil {
 		return ks, nil
 	}
+	if failed && v.now().Sub(failedAt) < minRefetchInterval {
+		return nil, unreachable
+	}
 	got, err, _ := v.discovery.Do(iss, func() (any, error) {
 		ks, err := v.discover(ctx, iss)
+		v.mu.Lock()
+		defer v.mu.Unlock()
 		if err != nil {
+			v.failed[iss] = v.now()
 			return nil, err
 		}
-		v.mu.Lock()
+		delete(v.failed, iss)
 		v.remotes[iss] = ks
-		v.mu.Unlock()
 		return ks, nil
 	})
 	if err != nil {
-		// Fail closed: without the issuer's keys nothing verifies. A failed
-		// discovery is not cached, so the next token tries again.
+		// Fail closed: without the issuer's keys nothing verifies. The
+		// next token after minRefetchInterval tries again.
 		v.log.Warn("discover issuer", "issuer", iss, "err", err)
-		return nil, refuse(fmt.Sprintf("issuer %s could not be reached to verify the token; try again later", printable(iss)))
+		return nil, unreachable
 	}
 	return got.(*keySet), nil
 }

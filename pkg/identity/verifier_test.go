@@ -362,6 +362,90 @@ func TestVerifyKeyRotation(t *testing.T) {
 	}
 }
 
+// TestVerifyRetiredKeyStopsWorking: an issuer retires a key by leaving it
+// out of its set. Once the cached keys are maxKeyAge old they are fetched
+// again, and a token signed with the retired key is refused, even though no
+// token with a new key id made the gateway refetch.
+func TestVerifyRetiredKeyStopsWorking(t *testing.T) {
+	s := newIssuerServer(t)
+	clk := newClock()
+	v := NewVerifier(Options{HTTPClient: s.srv.Client(), Now: clk.Now, Logger: quiet})
+	pol := ciPolicy(s.url)
+	ctx := context.Background()
+	old := s.issuer()
+	token := func() string {
+		return sign(t, old, claimsAt(s.url, "alice", "gatectl", clk.Now().Add(-time.Minute), clk.Now().Add(10*time.Minute)))
+	}
+	if _, err := v.Verify(ctx, pol, token()); err != nil {
+		t.Fatalf("Verify before rotation: %v", err)
+	}
+	s.serve(s.newIssuer(t)) // the old key is retired
+
+	clk.Advance(maxKeyAge - time.Minute)
+	if _, err := v.Verify(ctx, pol, token()); err != nil {
+		t.Fatalf("Verify with keys younger than maxKeyAge: %v", err)
+	}
+	if got := s.keyFetch.Load(); got != 1 {
+		t.Fatalf("key fetches before maxKeyAge: %d, want 1", got)
+	}
+	clk.Advance(time.Minute)
+	raw := token()
+	_, err := v.Verify(ctx, pol, raw)
+	mustAuthError(t, err, reasonUnknownKey, raw)
+	if got := s.keyFetch.Load(); got != 2 {
+		t.Errorf("key fetches after maxKeyAge: %d, want 2", got)
+	}
+}
+
+// TestVerifyKeepsOldKeysWhileIssuerIsDown: keys past maxKeyAge stay in use
+// while the issuer cannot be reached, so its outage locks nobody out.
+func TestVerifyKeepsOldKeysWhileIssuerIsDown(t *testing.T) {
+	s := newIssuerServer(t)
+	clk := newClock()
+	v := NewVerifier(Options{HTTPClient: s.srv.Client(), Now: clk.Now, Logger: quiet})
+	pol := ciPolicy(s.url)
+	ctx := context.Background()
+	token := func() string {
+		return sign(t, s.issuer(), claimsAt(s.url, "alice", "gatectl", clk.Now().Add(-time.Minute), clk.Now().Add(10*time.Minute)))
+	}
+	if _, err := v.Verify(ctx, pol, token()); err != nil {
+		t.Fatal(err)
+	}
+	s.down.Store(true)
+	clk.Advance(maxKeyAge)
+	if _, err := v.Verify(ctx, pol, token()); err != nil {
+		t.Errorf("Verify while the issuer is down: %v", err)
+	}
+}
+
+// TestVerifyDiscoveryFailureBacksOff: a failed discovery is not retried for
+// every token, which anyone could send to make the gateway hammer an ailing
+// issuer; it is retried after minRefetchInterval.
+func TestVerifyDiscoveryFailureBacksOff(t *testing.T) {
+	s := newIssuerServer(t)
+	clk := newClock()
+	v := NewVerifier(Options{HTTPClient: s.srv.Client(), Now: clk.Now, Logger: quiet})
+	pol := ciPolicy(s.url)
+	ctx := context.Background()
+	s.down.Store(true)
+	for range 5 {
+		raw := mint(t, s.issuer(), "alice")
+		_, err := v.Verify(ctx, pol, raw)
+		mustAuthError(t, err, "issuer "+s.url+" could not be reached to verify the token; try again later", raw)
+	}
+	if got := s.discover.Load(); got != 1 {
+		t.Fatalf("discovery requests for 5 tokens while the issuer is down: %d, want 1", got)
+	}
+	s.down.Store(false)
+	clk.Advance(minRefetchInterval)
+	if _, err := v.Verify(ctx, pol, mint(t, s.issuer(), "alice")); err != nil {
+		t.Fatalf("Verify once the issuer is back: %v", err)
+	}
+	if got := s.discover.Load(); got != 2 {
+		t.Errorf("discovery requests: %d, want 2", got)
+	}
+}
+
 func TestVerifyUnreachableIssuer(t *testing.T) {
 	s := newIssuerServer(t)
 	raw := mint(t, s.issuer(), "alice")
