@@ -74,7 +74,7 @@ func (g *Gateway) authed(h http.HandlerFunc) http.Handler {
 			return
 		}
 		g.record(audit.Event{Action: "auth.accept", Decision: "allow", Principal: pr.String(), PolicyCommit: pol.Commit,
-			Detail: map[string]string{"via": "api", "route": r.URL.Path}})
+			Detail: map[string]string{"via": "api", "route": r.URL.Path, "issuer": pr.Issuer}})
 		ctx := context.WithValue(r.Context(), callerKey{}, caller{principal: pr, policy: pol})
 		h(w, r.WithContext(ctx))
 	})

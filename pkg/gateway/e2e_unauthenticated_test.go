@@ -171,3 +171,23 @@ func TestAPIClosesIdleConnections(t *testing.T) {
 		t.Fatalf("the idle connection was still open after %s", time.Since(start).Round(time.Second))
 	}
 }
+
+// TestAcceptedLoginNamesItsIssuer: a user name means one person only with
+// the issuer that vouched for it, so auth.accept events name the issuer, on
+// both listeners.
+func TestAcceptedLoginNamesItsIssuer(t *testing.T) {
+	connect(t, pgConfig(t, etl)).Close(context.Background())
+	apiGet(t, "/v1/whoami")
+	vias := map[string]bool{}
+	for _, e := range auditEvents(t, url.Values{"action": {"auth.accept"}}) {
+		if e.Principal == "service:etl" || e.Principal == "user:sam" {
+			if e.Detail["issuer"] != "dev" {
+				t.Errorf("auth.accept of %s over %s: issuer %q, want dev", e.Principal, e.Detail["via"], e.Detail["issuer"])
+			}
+			vias[e.Detail["via"]] = true
+		}
+	}
+	if !vias["postgres"] || !vias["api"] {
+		t.Errorf("auth.accept events seen over %v, want postgres and api", vias)
+	}
+}

@@ -106,6 +106,7 @@ func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pg
 		g.recordRefusal(audit.Event{Action: "auth.refuse", Decision: "deny", Target: target, Reason: reason, PolicyCommit: pol.Commit, Detail: detail}, "postgres", detail["remote"])
 		return nil, &pgproxy.AuthError{Msg: "authentication failed: " + reason}
 	}
+	detail["issuer"] = pr.Issuer
 	g.record(audit.Event{Action: "auth.accept", Decision: "allow", Principal: pr.String(), Target: target, PolicyCommit: pol.Commit, Detail: detail})
 
 	refuse := func(msg string) (*pgproxy.Session, error) {

@@ -35,6 +35,10 @@ func principalFor(pol *policy.Policy, issuer policy.Issuer, claims map[string]an
 	}
 	switch len(matched) {
 	case 0:
+		if issuer.ServicesOnly {
+			// Fail closed: another issuer names the users.
+			return policy.Principal{}, refuse(fmt.Sprintf("the token matches no service account, and issuer %q names no users (identity.toml)", issuer.Name))
+		}
 		return p, nil
 	case 1:
 		p.Kind, p.Name = policy.KindService, matched[0]

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -486,5 +487,34 @@ func TestVerifyConcurrent(t *testing.T) {
 	}
 	if got, want := s.keyFetch.Load(), fetches; got != want {
 		t.Errorf("key fetches after caching: got %d, want %d", got, want)
+	}
+}
+
+// TestVerifyServicesOnlyIssuerNamesNoUsers is a second trusted issuer whose
+// subjects could take another issuer's names: its tokens can be service
+// accounts, never user:alice with alice's grants or group:security with the
+// auditors' rights.
+func TestVerifyServicesOnlyIssuerNamesNoUsers(t *testing.T) {
+	corp, ci := newIssuerServer(t), newIssuerServer(t)
+	pol := &policy.Policy{
+		Issuers: []policy.Issuer{
+			{Name: "corp", URL: corp.url, Audience: "gatectl", GroupsClaim: "groups"},
+			{Name: "ci", URL: ci.url, Audience: "gatectl", GroupsClaim: "groups", ServicesOnly: true},
+		},
+		ServiceAccounts: []policy.ServiceAccount{{Name: "etl", Issuer: "ci", Match: map[string]string{"sub": "etl"}}},
+	}
+	client := corp.srv.Client()
+	client.Transport.(*http.Transport).TLSClientConfig.RootCAs.AddCert(ci.srv.Certificate())
+	v := NewVerifier(Options{HTTPClient: client, Logger: quiet})
+	ctx := context.Background()
+
+	if p, err := v.Verify(ctx, pol, mint(t, corp.issuer(), "alice", "security")); err != nil || p.String() != "user:alice" {
+		t.Fatalf("corp's alice: %v, %v; want user:alice", p, err)
+	}
+	raw := mint(t, ci.issuer(), "alice", "security")
+	_, err := v.Verify(ctx, pol, raw)
+	mustAuthError(t, err, `the token matches no service account, and issuer "ci" names no users (identity.toml)`, raw)
+	if p, err := v.Verify(ctx, pol, mint(t, ci.issuer(), "etl")); err != nil || p.String() != "service:etl" {
+		t.Errorf("ci's etl: %v, %v; want service:etl", p, err)
 	}
 }

@@ -125,6 +125,7 @@ func (l *loader) loadIdentity(p *Policy) {
 			p.Issuers = append(p.Issuers, *iss)
 		}
 	}
+	l.chooseUserIssuer(f, p.Issuers)
 	seen = map[string]Pos{}
 	for i, sa := range decodeItems[ServiceAccount](l, f, "service_account", raw.ServiceAccount) {
 		if sa != nil {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -220,6 +221,36 @@ password = "env:PG"
 			},
 		},
 		{
+			name: "two-issuers-could-name-users",
+			change: map[string]string{"identity.toml": `[[issuer]]
+name = "corp"
+url = "https://login.example.com"
+audience = "gatectl"
+
+[[issuer]]
+name = "ci"
+url = "https://token.example.com"
+audience = "gatectl"
+`},
+			want: []string{`identity.toml:6: issuers "corp" and "ci" could both name users, and user:alice from one would get the grants of the other's alice: set users = true on the issuer whose tokens name people (user: and group:), and its tokens alone can; the others' tokens can only be service accounts`},
+		},
+		{
+			name: "two-issuers-name-users",
+			change: map[string]string{"identity.toml": `[[issuer]]
+name = "corp"
+url = "https://login.example.com"
+audience = "gatectl"
+users = true
+
+[[issuer]]
+name = "ci"
+url = "https://token.example.com"
+audience = "gatectl"
+users = true
+`},
+			want: []string{`identity.toml:11: issuers "corp" and "ci" both say users = true: a user or group name must mean one person, so only one issuer may name users; set users = false on the other`},
+		},
+		{
 			name:    "literal-secret",
 			change:  map[string]string{"targets/orders.toml": "kind = \"postgres\"\naddress = \"127.0.0.1:5432\"\ndatabase = \"orders\"\n[credentials.read]\nuser = \"orders_ro\"\npassword = \"hunter2-s3cret\"\n"},
 			want:    []string{`targets/orders.toml:6: credentials.read.password: not a secret reference: write env:NAME or file:PATH and keep the secret itself out of the policy repository (rotate it if it was committed)`},
@@ -353,4 +384,59 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestIssuersThatNameUsers: which issuers' tokens may be users (and their
+// groups) rather than only service accounts.
+func TestIssuersThatNameUsers(t *testing.T) {
+	for _, tc := range []struct {
+		name, identity string
+		servicesOnly   map[string]bool
+	}{
+		{
+			name:         "dev-alone",
+			identity:     "[[issuer]]\nname = \"dev\"\naudience = \"gatectl\"\n",
+			servicesOnly: map[string]bool{"dev": false},
+		},
+		{
+			name:         "dev-and-one-more",
+			identity:     "[[issuer]]\nname = \"dev\"\naudience = \"gatectl\"\n[[issuer]]\nname = \"corp\"\nurl = \"https://login.example.com\"\naudience = \"gatectl\"\n",
+			servicesOnly: map[string]bool{"dev": false, "corp": false},
+		},
+		{
+			name:         "one-says-users",
+			identity:     "[[issuer]]\nname = \"corp\"\nurl = \"https://login.example.com\"\naudience = \"gatectl\"\nusers = true\n[[issuer]]\nname = \"ci\"\nurl = \"https://token.example.com\"\naudience = \"gatectl\"\n[[issuer]]\nname = \"dev\"\naudience = \"gatectl\"\n",
+			servicesOnly: map[string]bool{"corp": false, "ci": true, "dev": false},
+		},
+		{
+			name:         "the-other-says-no",
+			identity:     "[[issuer]]\nname = \"corp\"\nurl = \"https://login.example.com\"\naudience = \"gatectl\"\n[[issuer]]\nname = \"ci\"\nurl = \"https://token.example.com\"\naudience = \"gatectl\"\nusers = false\n",
+			servicesOnly: map[string]bool{"corp": false, "ci": true},
+		},
+		{
+			name:         "dev-says-no",
+			identity:     "[[issuer]]\nname = \"dev\"\naudience = \"gatectl\"\nusers = false\n",
+			servicesOnly: map[string]bool{"dev": true},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files := baseFiles()
+			files["identity.toml"] = tc.identity + "[[service_account]]\nname = \"etl\"\nissuer = \"" + firstIssuer(tc.identity) + "\"\n[service_account.match]\nsub = \"etl\"\n"
+			p := mustLoad(t, files)
+			got := map[string]bool{}
+			for _, iss := range p.Issuers {
+				got[iss.Name] = iss.ServicesOnly
+			}
+			if !maps.Equal(got, tc.servicesOnly) {
+				t.Errorf("services only: got %v, want %v", got, tc.servicesOnly)
+			}
+		})
+	}
+}
+
+// firstIssuer is the name of the first issuer in an identity.toml text.
+func firstIssuer(identity string) string {
+	_, rest, _ := strings.Cut(identity, "name = \"")
+	name, _, _ := strings.Cut(rest, "\"")
+	return name
 }

@@ -112,7 +112,16 @@ type Issuer struct {
 	URL         string `toml:"url"`
 	Audience    string `toml:"audience"`
 	GroupsClaim string `toml:"groups_claim"`
-	Pos         Pos    `toml:"-"`
+	// Users says whether the issuer's tokens that match no service account
+	// name users (user:<sub>, with their groups); nil when identity.toml
+	// leaves it out. See ServicesOnly.
+	Users *bool `toml:"users"`
+	// ServicesOnly, set by the loader, means the issuer's tokens can only
+	// be service accounts. A user or group name must mean one person
+	// whichever issuer vouches for it, so only one issuer besides dev may
+	// name users: the one with users = true, or the only one.
+	ServicesOnly bool `toml:"-"`
+	Pos          Pos  `toml:"-"`
 }
 
 // DevIssuer is the name of the embedded development issuer.

@@ -56,6 +56,43 @@ func (l *loader) checkIssuer(f *tomlFile, i int, iss *Issuer, seen map[string]Po
 	}
 }
 
+// chooseUserIssuer decides which issuers may name users (Issuer.Users,
+// ServicesOnly): the dev issuer unless it says users = false, and of the
+// others the one that says users = true, or else the only one left that
+// does not say users = false. Two candidates are a problem: a user:alice
+// vouched for by one issuer would get the grants of another's alice.
+func (l *loader) chooseUserIssuer(f *tomlFile, issuers []Issuer) {
+	var chosen, undecided []int
+	for i := range issuers {
+		iss := &issuers[i]
+		switch {
+		case iss.Users != nil && !*iss.Users:
+			iss.ServicesOnly = true
+		case iss.Name == DevIssuer:
+			// The dev issuer mints any identity and works only under --dev.
+		case iss.Users != nil:
+			chosen = append(chosen, i)
+		default:
+			undecided = append(undecided, i)
+		}
+	}
+	if len(chosen) > 1 {
+		a, b := issuers[chosen[0]], issuers[chosen[1]]
+		l.problems.at(f.pos("issuer", chosen[1], "users"),
+			"issuers %q and %q both say users = true: a user or group name must mean one person, so only one issuer may name users; set users = false on the other", a.Name, b.Name)
+	}
+	if len(chosen) == 0 && len(undecided) > 1 {
+		a, b := issuers[undecided[0]], issuers[undecided[1]]
+		l.problems.at(issuers[undecided[1]].Pos,
+			"issuers %q and %q could both name users, and user:alice from one would get the grants of the other's alice: set users = true on the issuer whose tokens name people (user: and group:), and its tokens alone can; the others' tokens can only be service accounts", a.Name, b.Name)
+	}
+	if len(chosen) > 0 {
+		for _, i := range undecided {
+			issuers[i].ServicesOnly = true
+		}
+	}
+}
+
 // checkIssuerURL requires https, except for loopback, where a test or local
 // issuer may use plain http. It returns what is wrong, or "".
 func checkIssuerURL(raw string) string {
