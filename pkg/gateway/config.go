@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	pgproxy "github.com/gatectl/gatectl/pkg/proxy/postgres"
 )
 
 // Config is gateway.toml; flags of `gatectl gateway` override it.
@@ -32,6 +34,12 @@ type Config struct {
 		Branch string   `toml:"branch"`
 		Poll   duration `toml:"poll"`
 	} `toml:"policy"`
+	Postgres struct {
+		// MaxStartups bounds the PostgreSQL connections between accept
+		// and login; more are refused at once (FATAL 53300). 0 means
+		// pgproxy.DefaultMaxStartups.
+		MaxStartups int `toml:"max_startups"`
+	} `toml:"postgres"`
 }
 
 type duration time.Duration
@@ -69,7 +77,7 @@ func LoadConfig(path string) (*Config, error) {
 			keys[i] = k.String()
 		}
 		sort.Strings(keys)
-		return nil, fmt.Errorf("%s: unknown key %s (valid: dev, data_dir, listen.api, listen.postgres, tls.cert, tls.key, policy.source, policy.branch, policy.poll)", path, strings.Join(keys, ", "))
+		return nil, fmt.Errorf("%s: unknown key %s (valid: dev, data_dir, listen.api, listen.postgres, tls.cert, tls.key, policy.source, policy.branch, policy.poll, postgres.max_startups)", path, strings.Join(keys, ", "))
 	}
 	return &c, nil
 }
@@ -84,6 +92,9 @@ func (c *Config) fill() error {
 	}
 	if c.Listen.Postgres == "" {
 		c.Listen.Postgres = DefaultPostgres
+	}
+	if c.Postgres.MaxStartups < 0 || c.Postgres.MaxStartups > 65536 {
+		return fmt.Errorf("postgres.max_startups = %d: want 1 to 65536 connections logging in at once (default %d)", c.Postgres.MaxStartups, pgproxy.DefaultMaxStartups)
 	}
 	if c.Policy.Branch == "" {
 		c.Policy.Branch = "main"

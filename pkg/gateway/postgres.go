@@ -50,6 +50,7 @@ func (g *Gateway) startPostgres() error {
 		Auth:           &pgAuth{g: g},
 		TLSConfig:      g.tlsConfig,
 		AllowPlaintext: isLoopbackAddr,
+		MaxStartups:    g.cfg.Postgres.MaxStartups,
 		Logger:         g.log.With("listener", "postgres"),
 	}
 	g.trackServer(srv)
