@@ -34,6 +34,12 @@ type Config struct {
 		Branch string   `toml:"branch"`
 		Poll   duration `toml:"poll"`
 	} `toml:"policy"`
+	// Secrets says which secrets a policy's targets may name (see
+	// secretRules): nil lists take the defaults.
+	Secrets struct {
+		Env   []string `toml:"env"`
+		Files []string `toml:"files"`
+	} `toml:"secrets"`
 	Postgres struct {
 		// MaxStartups bounds the PostgreSQL connections between accept
 		// and login; more are refused at once (FATAL 53300). 0 means
@@ -77,7 +83,7 @@ func LoadConfig(path string) (*Config, error) {
 			keys[i] = k.String()
 		}
 		sort.Strings(keys)
-		return nil, fmt.Errorf("%s: unknown key %s (valid: dev, data_dir, listen.api, listen.postgres, tls.cert, tls.key, policy.source, policy.branch, policy.poll, postgres.max_startups)", path, strings.Join(keys, ", "))
+		return nil, fmt.Errorf("%s: unknown key %s (valid: dev, data_dir, listen.api, listen.postgres, tls.cert, tls.key, policy.source, policy.branch, policy.poll, postgres.max_startups, secrets.env, secrets.files)", path, strings.Join(keys, ", "))
 	}
 	return &c, nil
 }
@@ -92,6 +98,15 @@ func (c *Config) fill() error {
 	}
 	if c.Listen.Postgres == "" {
 		c.Listen.Postgres = DefaultPostgres
+	}
+	if c.Secrets.Env == nil {
+		c.Secrets.Env = DefaultSecretEnv
+	}
+	if c.Secrets.Files == nil {
+		c.Secrets.Files = DefaultSecretFiles
+	}
+	if _, err := newSecretRules(c.Secrets.Env, c.Secrets.Files); err != nil {
+		return err
 	}
 	if c.Postgres.MaxStartups < 0 || c.Postgres.MaxStartups > 65536 {
 		return fmt.Errorf("postgres.max_startups = %d: want 1 to 65536 connections logging in at once (default %d)", c.Postgres.MaxStartups, pgproxy.DefaultMaxStartups)

@@ -39,6 +39,7 @@ type Gateway struct {
 	dev    *identity.DevIssuer
 
 	classifier *sqlclass.Cache
+	secrets    secretRules
 
 	tlsConfig *tls.Config
 	apiURL    string
@@ -109,7 +110,11 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 		return nil, err
 	}
 	cfg.DataDir = abs
-	return &Gateway{cfg: cfg, log: logger}, nil
+	secrets, err := newSecretRules(cfg.Secrets.Env, cfg.Secrets.Files)
+	if err != nil {
+		return nil, err
+	}
+	return &Gateway{cfg: cfg, log: logger, secrets: secrets}, nil
 }
 
 // Run serves until ctx is done, then shuts down gracefully. ready, when

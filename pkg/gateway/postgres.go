@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,7 +130,7 @@ func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pg
 	if !ok {
 		return unavailable(fmt.Sprintf("target %q has no credential for %s access; an admin must add [credentials.%s] to targets/%s.toml", t.Name, grant.Access, grant.Access, t.Name))
 	}
-	password, err := resolveSecret(cred.Password)
+	password, err := g.secrets.resolve(cred.Password)
 	if err != nil {
 		g.log.Error("cannot resolve a target credential", "target", t.Name, "access", grant.Access.String(), "err", err)
 		return unavailable(fmt.Sprintf("the gateway cannot use its credential for target %q; an admin must check the gateway's secrets (see the gateway log)", t.Name))
@@ -169,9 +168,9 @@ func targetRoots(t *policy.Target) (*x509.CertPool, error) {
 	if !ok {
 		return nil, fmt.Errorf("tls_ca %q is not file:PATH", t.TLSCA)
 	}
-	pem, err := os.ReadFile(path)
+	pem, err := readSmallFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read tls_ca: %w", err)
+		return nil, fmt.Errorf("tls_ca: %w", err)
 	}
 	pool := x509.NewCertPool()
 	// Fail closed: a file without a certificate must not fall back to the
