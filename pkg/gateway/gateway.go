@@ -87,7 +87,7 @@ type Ready struct {
 	Postgres string `json:"postgres,omitempty"` // address, empty when off
 	DataDir  string `json:"data_dir"`
 	CAFile   string `json:"ca,omitempty"` // --dev only
-	Policy   string `json:"policy"`       // policy source
+	Policy   string `json:"policy"`       // policy source, redacted (repo.RedactSource)
 	PID      int    `json:"pid"`
 }
 
@@ -124,7 +124,9 @@ func (g *Gateway) Run(ctx context.Context, reload <-chan struct{}, ready func(Re
 		g.close()
 		return err
 	}
-	info := Ready{API: g.apiURL, DataDir: g.cfg.DataDir, Policy: g.cfg.Policy.Source}
+	// The ready file is world-readable and the CLI prints Policy: never the
+	// credentials a source URL may hold.
+	info := Ready{API: g.apiURL, DataDir: g.cfg.DataDir, Policy: repo.RedactSource(g.cfg.Policy.Source)}
 	if g.cfg.Dev {
 		info.CAFile = filepath.Join(g.cfg.DataDir, "ca.pem")
 	}
@@ -265,6 +267,11 @@ func (g *Gateway) onPolicyEvent(ev repo.Event) {
 	if ev.Err != nil {
 		e.Decision = "error"
 		e.Reason = ev.Err.Error()
+	}
+	if !ev.Replaced.IsZero() {
+		// Allowed (a deliberate rollback is), but auditors must see it.
+		e.Reason = fmt.Sprintf("history rewritten (rollback or force-push): %s does not descend from %s, the commit live before",
+			ev.Commit.Short(), ev.Replaced.Short())
 	}
 	g.record(e)
 	if p, c, ok := g.policy.Current(); ok && ev.Err == nil && c.Hash == ev.Commit.Hash && len(p.Masks) > 0 {

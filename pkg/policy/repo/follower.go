@@ -19,6 +19,10 @@ const DefaultBranch = "main"
 // DefaultInterval is the poll interval when Options.Interval is zero.
 const DefaultInterval = 30 * time.Second
 
+// DefaultFetchTimeout bounds a fetch when Options.FetchTimeout is zero. A
+// policy repository is small: a fetch that takes longer is a hung server.
+const DefaultFetchTimeout = 2 * time.Minute
+
 // EventPolicyLoad is the Kind of the Event emitted for each commit tried.
 const EventPolicyLoad = "policy.load"
 
@@ -33,8 +37,9 @@ type Loader[T any] func(fsys fs.FS, c Commit) (T, error)
 // Options configure a Follower.
 type Options struct {
 	// Source is the repository: a local path, or a file://, https:// or
-	// ssh:// URL, or scp-like git@host:path. A password in an https URL is
-	// used but never logged or shown.
+	// ssh:// URL, or scp-like git@host:path. Credentials in an https URL
+	// (user name, password, query values) are used but never logged, shown
+	// or written to the clone: see RedactSource.
 	Source string
 	// Branch is the followed branch; DefaultBranch when empty.
 	Branch string
@@ -43,6 +48,10 @@ type Options struct {
 	Dir string
 	// Interval between polls; DefaultInterval when zero.
 	Interval time.Duration
+	// FetchTimeout bounds each fetch; DefaultFetchTimeout when zero. A
+	// fetch that times out fails like any other: the live commit stays, or
+	// at start the one live before the restart comes up.
+	FetchTimeout time.Duration
 	// Auth authenticates to the remote (optional; for ssh, go-git falls
 	// back to the ssh agent).
 	Auth transport.AuthMethod
@@ -59,11 +68,16 @@ type Event struct {
 	Commit Commit
 	OK     bool  // the commit went live
 	Err    error // why it did not; nil when OK
+	// Replaced is the commit that was live before, set only when Commit
+	// went live without descending from it: the branch was rolled back or
+	// its history rewritten (a force-push). It goes live all the same, as
+	// an operator may roll back on purpose, but it deserves a look.
+	Replaced Commit
 }
 
 // Status is what `gatectl policy status` shows.
 type Status struct {
-	Source string // redacted: no password
+	Source string // redacted: no credentials (see RedactSource)
 	Branch string
 	// Live is the commit in force; zero before the first good load.
 	Live      Commit
@@ -110,13 +124,16 @@ func NewFollower[T any](opts Options, load Loader[T], onEvent func(Event)) *Foll
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultInterval
 	}
+	if opts.FetchTimeout <= 0 {
+		opts.FetchTimeout = DefaultFetchTimeout
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	if onEvent == nil {
 		onEvent = func(Event) {}
 	}
-	source := redactSource(opts.Source)
+	source := RedactSource(opts.Source)
 	return &Follower[T]{
 		opts:    opts,
 		source:  source,

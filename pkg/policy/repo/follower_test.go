@@ -300,3 +300,65 @@ func waitStatus(t *testing.T, f *Follower[string], cond func(Status) bool) Statu
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A commit that does not descend from the live one (a rollback or a
+// force-push) goes live, and its event names the commit it replaced.
+func TestHistoryRewritten(t *testing.T) {
+	tests := []struct {
+		name string
+		// change moves the branch, given the commits v1 and v2 (live); it
+		// returns the new tip and the replaced commit it must report.
+		change       func(t *testing.T, u *upstream, v1, v2 string) (tip, replaced string)
+		restartFirst bool // the change happens while the gateway is down
+	}{
+		{"fast-forward", func(t *testing.T, u *upstream, v1, v2 string) (string, string) {
+			return u.version(t, "v3"), ""
+		}, false},
+		{"rollback", func(t *testing.T, u *upstream, v1, v2 string) (string, string) {
+			u.git(t, "-C", u.dir, "reset", "--quiet", "--hard", v1)
+			return v1, v2
+		}, false},
+		{"force-push", func(t *testing.T, u *upstream, v1, v2 string) (string, string) {
+			u.git(t, "-C", u.dir, "commit", "--quiet", "--amend", "-m", "set version v2, amended")
+			return u.git(t, "-C", u.dir, "rev-parse", "HEAD"), v2
+		}, false},
+		{"force-push-while-down", func(t *testing.T, u *upstream, v1, v2 string) (string, string) {
+			u.git(t, "-C", u.dir, "commit", "--quiet", "--amend", "-m", "set version v2, amended")
+			return u.git(t, "-C", u.dir, "rev-parse", "HEAD"), v2
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := newUpstream(t, "main")
+			v1 := u.version(t, "v1")
+			opts := Options{Source: u.dir, Dir: filepath.Join(t.TempDir(), "clone"), Interval: time.Hour}
+			var f *Follower[string]
+			var ev events
+			var v2 string
+			if tt.restartFirst {
+				runOnce(t, opts)
+				v2 = u.version(t, "v2")
+				runOnce(t, opts)
+			} else {
+				f, ev = mustStart(t, opts)
+				ev.next(t)
+				v2 = u.version(t, "v2")
+				f.Reload()
+				if e := ev.next(t); !e.Replaced.IsZero() {
+					t.Fatalf("event for a fast-forward replaced %s; want none", e.Replaced.Short())
+				}
+			}
+			tip, replaced := tt.change(t, u, v1, v2)
+			if tt.restartFirst {
+				_, ev = mustStart(t, opts)
+			} else {
+				f.Reload()
+			}
+			e := ev.next(t)
+			checkEvent(t, e, tip, true)
+			if e.Replaced.Hash != replaced {
+				t.Fatalf("event Replaced = %q; want %q", e.Replaced.Short(), replaced)
+			}
+		})
+	}
+}

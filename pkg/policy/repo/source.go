@@ -4,15 +4,55 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 )
 
-// redactSource returns source fit for logs, errors and Status: a password in
-// an https URL ("https://user:token@host/repo") is replaced by "xxxxx".
-func redactSource(source string) string {
+// redacted stands in for a credential in anything shown.
+const redacted = "xxxxx"
+
+// RedactSource returns a policy source fit for logs, errors, audit events,
+// Status, the clone's config and anything else shown or written. In a URL,
+// the whole user info becomes "xxxxx" (a token is as often the user name,
+// "https://ghp_…@github.com/…", as the password) and so does every query
+// value ("?access_token=…"); the fragment is dropped. A local path or
+// scp-like "git@host:path" is returned as is: its user is an ssh login, not
+// a secret.
+func RedactSource(source string) string {
+	u, err := url.Parse(source)
+	if err != nil {
+		if scheme, _, ok := strings.Cut(source, "://"); ok {
+			// Cannot tell where its credentials are: show none of it.
+			return scheme + "://" + redacted
+		}
+		return source
+	}
+	if u.Scheme == "" {
+		return source
+	}
+	if u.User != nil {
+		u.User = url.User(redacted)
+	}
+	if u.RawQuery != "" {
+		pairs := strings.Split(u.RawQuery, "&")
+		for i, p := range pairs {
+			key, _, _ := strings.Cut(p, "=")
+			pairs[i] = key + "=" + redacted
+		}
+		u.RawQuery = strings.Join(pairs, "&")
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u.String()
+}
+
+// legacyRedactSource is how clones made before RedactSource hid user names
+// recorded their source (u.Redacted hides only a password). checkState
+// accepts it so that an upgrade keeps the live commit, and overwrites it.
+func legacyRedactSource(source string) string {
 	u, err := url.Parse(source)
 	if err != nil || u.Scheme == "" || u.User == nil {
 		return source
@@ -20,15 +60,65 @@ func redactSource(source string) string {
 	return u.Redacted()
 }
 
-// sourceSecret returns the password embedded in source, if any, so that it
-// can be scrubbed from error messages of the transport.
-func sourceSecret(source string) string {
+// remoteSource returns the URL and auth to fetch source with. Credentials in
+// an http(s) URL are moved into basic auth, as go-git would use them, so that
+// no transport error can echo them: net/http's errors hide a password in a
+// URL but not a token given as the user name. auth, when set, wins, as it
+// does in go-git.
+func remoteSource(source string, auth transport.AuthMethod) (string, transport.AuthMethod) {
 	u, err := url.Parse(source)
-	if err != nil || u.User == nil {
-		return ""
+	if err != nil || u.User == nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return source, auth
 	}
-	p, _ := u.User.Password()
-	return p
+	if auth == nil {
+		password, _ := u.User.Password()
+		auth = &githttp.BasicAuth{Username: u.User.Username(), Password: password}
+	}
+	u.User = nil
+	return u.String(), auth
+}
+
+// sourceScrubber returns a replacer that hides the credentials of source in
+// a transport's error messages, wherever they may be echoed: the whole URL,
+// the user name where a URL holds it ("//name@", "//name:"), the password
+// anywhere, and query values after their key. A user name is not replaced
+// anywhere else: "git" would mangle the rest of the message.
+func sourceScrubber(source string) *strings.Replacer {
+	u, err := url.Parse(source)
+	if err != nil || u.Scheme == "" {
+		return strings.NewReplacer()
+	}
+	// Longest first: the replacer tries them in order at each position.
+	pairs := []string{source, RedactSource(source)}
+	if u.User != nil {
+		for _, name := range distinct(u.User.Username(), url.PathEscape(u.User.Username()), url.QueryEscape(u.User.Username())) {
+			pairs = append(pairs, "//"+name+"@", "//"+redacted+"@", "//"+name+":", "//"+redacted+":")
+		}
+		if password, ok := u.User.Password(); ok {
+			for _, p := range distinct(password, url.PathEscape(password), url.QueryEscape(password)) {
+				pairs = append(pairs, p, redacted)
+			}
+		}
+	}
+	if u.RawQuery != "" {
+		for _, p := range strings.Split(u.RawQuery, "&") {
+			if key, value, ok := strings.Cut(p, "="); ok && value != "" {
+				pairs = append(pairs, p, key+"="+redacted)
+			}
+		}
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+// distinct returns the non-empty strings of ss, each once.
+func distinct(ss ...string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // messageError replaces an error's message (to hide a secret or add a hint)
@@ -41,12 +131,16 @@ type messageError struct {
 func (e *messageError) Error() string { return e.msg }
 func (e *messageError) Unwrap() error { return e.err }
 
-// scrub removes secret from err's message.
-func scrub(err error, secret string) error {
-	if err == nil || secret == "" || !strings.Contains(err.Error(), secret) {
+// scrub hides credentials in err's message with r (see sourceScrubber).
+func scrub(err error, r *strings.Replacer) error {
+	if err == nil {
+		return nil
+	}
+	msg := r.Replace(err.Error())
+	if msg == err.Error() {
 		return err
 	}
-	return &messageError{msg: strings.ReplaceAll(err.Error(), secret, "xxxxx"), err: err}
+	return &messageError{msg: msg, err: err}
 }
 
 // explainFetch turns a fetch error into a message that says what to check.
@@ -58,6 +152,8 @@ func explainFetch(err error, source, branch string) error {
 		hint = fmt.Sprintf("branch %q does not exist there: check the policy branch setting or push the branch", branch)
 	case errors.Is(err, transport.ErrEmptyRemoteRepository):
 		hint = fmt.Sprintf("push a first policy commit to branch %q (gatectl policy init creates one)", branch)
+	case errors.Is(err, errFetchTimeout):
+		hint = "check that the repository's server is up and answering"
 	case errors.Is(err, transport.ErrRepositoryNotFound):
 		hint = "check the policy source path or URL"
 	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed),

@@ -100,6 +100,7 @@ func (f *Follower[T]) try(h plumbing.Hash) error {
 		f.onEvent(Event{Kind: EventPolicyLoad, Commit: c, OK: false, Err: err})
 		return werr
 	}
+	replaced := f.replacedHistory(h)
 	if err := f.clone.setLive(h); err != nil {
 		// Only a restart's fallback depends on this record; the commit loaded.
 		f.log.Warn("policy: could not record the live commit in the clone", "err", err)
@@ -110,9 +111,43 @@ func (f *Follower[T]) try(h plumbing.Hash) error {
 	f.status.LastTried, f.status.LastTriedAt = c, now
 	f.status.LastError, f.loadErr = "", ""
 	f.mu.Unlock()
-	f.log.Info("policy commit live", "commit", c.Short(), "subject", c.Subject, "author", c.Author)
-	f.onEvent(Event{Kind: EventPolicyLoad, Commit: c, OK: true})
+	if replaced.IsZero() {
+		f.log.Info("policy commit live", "commit", c.Short(), "subject", c.Subject, "author", c.Author)
+	} else {
+		f.log.Warn("policy commit live; history rewritten: it does not descend from the commit live before (a rollback or force-push)",
+			"commit", c.Short(), "subject", c.Subject, "author", c.Author, "replaced", replaced.Short())
+	}
+	f.onEvent(Event{Kind: EventPolicyLoad, Commit: c, OK: true, Replaced: replaced})
 	return nil
+}
+
+// replacedHistory returns the commit live before h (in this run, or else
+// the one recorded by the last run) when h does not descend from it, and
+// the zero Commit otherwise.
+func (f *Follower[T]) replacedHistory(h plumbing.Hash) Commit {
+	f.mu.RLock()
+	prev := f.status.Live
+	f.mu.RUnlock()
+	prevHash := plumbing.NewHash(prev.Hash)
+	if prev.IsZero() {
+		var ok bool
+		if prevHash, ok = f.clone.live(); !ok {
+			return Commit{} // the first commit of this source and branch
+		}
+	}
+	ok, err := f.clone.descends(h, prevHash)
+	if err != nil {
+		// Only a warning is at stake; the commit loaded and goes live.
+		f.log.Warn("policy: could not tell whether the new commit descends from the one live before", "err", err)
+		return Commit{}
+	}
+	if ok {
+		return Commit{}
+	}
+	if prev.IsZero() {
+		prev, _, _ = f.clone.read(prevHash)
+	}
+	return prev
 }
 
 // safeLoad runs the loader, turning a panic into a load error so that a

@@ -26,6 +26,20 @@ import (
 // It returns the repository's URL and the server's CA in PEM.
 func httpsRemote(t *testing.T, u *upstream, password string) (string, []byte) {
 	t.Helper()
+	srv := httptest.NewTLSServer(gitHandler(t, u, password))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/" + filepath.Base(u.dir), caPEM(srv)
+}
+
+// caPEM returns the certificate of srv in PEM, for Options.CABundle.
+func caPEM(srv *httptest.Server) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+}
+
+// gitHandler serves the parent folder of u with git-http-backend, as
+// httpsRemote describes.
+func gitHandler(t *testing.T, u *upstream, password string) http.Handler {
+	t.Helper()
 	out, err := exec.Command("git", "--exec-path").Output()
 	if err != nil {
 		t.Fatalf("git --exec-path: %v", err)
@@ -46,10 +60,7 @@ func httpsRemote(t *testing.T, u *upstream, password string) (string, []byte) {
 			backend.ServeHTTP(w, r)
 		})
 	}
-	srv := httptest.NewTLSServer(h)
-	t.Cleanup(srv.Close)
-	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	return srv.URL + "/" + filepath.Base(u.dir), ca
+	return h
 }
 
 func TestFollowHTTPS(t *testing.T) {
