@@ -454,8 +454,13 @@ func testTerminateIsNotTargetLost(t *testing.T, plain bool) {
 	g := startGateway(t, gatewayOptions{plainClients: plain})
 	for i := range 40 {
 		conn := g.connect(t, nil)
-		if _, err := conn.Exec(context.Background(), "SELECT 1"); err != nil {
-			t.Fatal(err)
+		// Bounded: a lost answer is a failure naming the session, not a
+		// test binary that hangs until its timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := conn.Exec(ctx, "SELECT 1")
+		cancel()
+		if err != nil {
+			t.Fatalf("session %d: %v", i, err)
 		}
 		conn.Close(context.Background())
 		if stats := <-g.rec.ends; stats.Reason != reasonTerminate {

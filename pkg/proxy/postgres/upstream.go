@@ -175,8 +175,15 @@ func dialUpstream(ctx context.Context, u Upstream, client map[string]string) (*u
 		var pe *pgconn.PgError
 		return nil, &loginError{msg: msg, refused: errors.As(err, &pe)}
 	}
-	// The connection is idle right after Connect, so Hijack is safe without
-	// the extra round trip of SyncConn.
+	// pgconn may still have a background read in progress (it starts one
+	// when a write of the login is slow, which a loaded machine makes
+	// common): once the connection is taken over, that read would swallow
+	// the target's first answer, and the session would wait for it for
+	// ever. SyncConn stops it, with a ping only when it has to.
+	if err := pc.SyncConn(ctx); err != nil {
+		pc.Close(context.Background())
+		return nil, fmt.Errorf("take over target connection: %w", err)
+	}
 	hc, err := pc.Hijack()
 	if err != nil {
 		pc.Close(context.Background())
