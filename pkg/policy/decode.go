@@ -28,22 +28,68 @@ func (f *tomlFile) pos(arr string, idx int, key string) Pos {
 	return Pos{f.name, f.lines.keyLine(arr, idx, full)}
 }
 
-// decodeFile reads and decodes name into v. A file that does not parse is a
-// problem with its line; the caller gets ok false and skips the file's
-// content, so nothing from a broken file is ever applied (fail closed).
+// decodeFile reads and decodes name into v. A file that does not parse, or
+// is past the size limits or checkShape's, is a problem with its line; the
+// caller gets ok false and skips the file's content, so nothing from a
+// broken file is ever applied (fail closed).
 func (l *loader) decodeFile(name string, v any) (f *tomlFile, ok bool) {
-	src, err := fs.ReadFile(l.fsys, name)
-	if err != nil {
-		l.problems.add(name, 0, "cannot read the file: %v", err)
+	src, ok := l.readFile(name)
+	if !ok {
 		return nil, false
 	}
-	f = &tomlFile{name: name, lines: indexLines(string(src)), failed: map[string]map[int]bool{}}
-	f.md, err = toml.Decode(string(src), v)
+	if e := checkShape(src); e != nil {
+		l.problems.add(name, e.line, "%s", e.msg)
+		return nil, false
+	}
+	f = &tomlFile{name: name, lines: indexLines(src), failed: map[string]map[int]bool{}}
+	var err error
+	f.md, err = toml.Decode(src, v)
 	if err != nil {
 		l.decodeError(f, "", 0, err)
 		return f, false
 	}
 	return f, true
+}
+
+// readFile reads name within maxFileSize and what is left of maxTotalSize;
+// the size is checked before the file is read.
+func (l *loader) readFile(name string) (string, bool) {
+	if l.tooLarge {
+		return "", false // reported once, at the file that reached the limit
+	}
+	info, err := fs.Lstat(l.fsys, name)
+	if err != nil {
+		l.problems.add(name, 0, "cannot read the file: %v", err)
+		return "", false
+	}
+	if !l.withinLimits(name, info.Size()) {
+		return "", false
+	}
+	src, err := fs.ReadFile(l.fsys, name)
+	if err != nil {
+		l.problems.add(name, 0, "cannot read the file: %v", err)
+		return "", false
+	}
+	if !l.withinLimits(name, int64(len(src))) { // it grew since Lstat
+		return "", false
+	}
+	l.read += int64(len(src))
+	return string(src), true
+}
+
+// withinLimits reports whether a file of size bytes may be read, and records
+// a problem if not.
+func (l *loader) withinLimits(name string, size int64) bool {
+	switch {
+	case size > maxFileSize:
+		l.problems.add(name, 0, "the file is %d bytes, more than the %d a policy file may have; split it into several files", size, maxFileSize)
+		return false
+	case l.read+size > maxTotalSize:
+		l.tooLarge = true
+		l.problems.add(name, 0, "with this file the policy files come to more than %d bytes, the most a policy may have; this file and the ones after it were not read", maxTotalSize)
+		return false
+	}
+	return true
 }
 
 // decodeItems decodes each element of an [[arr]] array of tables on its own,

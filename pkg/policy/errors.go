@@ -2,7 +2,27 @@ package policy
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Bounds on what a failed load reports. A broken commit can have millions of
+// problems (one per unknown key), and the error's text travels to the
+// gateway's log, audit events and `gatectl policy status`.
+const (
+	// MaxListedProblems is how many problems LoadError's message lists
+	// before it only counts the rest.
+	MaxListedProblems = 50
+	// maxKeptProblems is how many problems one load keeps; beyond it they
+	// are only counted.
+	maxKeptProblems = 1000
+	// maxProblemLen bounds the bytes of one problem's message; the fixed
+	// text of any message is well under it, the rest is quoted input.
+	maxProblemLen = 512
+	// maxShownNameLen bounds the bytes of a file name in a message.
+	maxShownNameLen = 256
 )
 
 // Problem is one thing wrong with a policy, at the place it is written.
@@ -17,14 +37,33 @@ func (p Problem) String() string { return p.Pos.String() + ": " + p.Msg }
 // of them at once so that one `gatectl policy check` run shows everything to
 // fix.
 type LoadError struct {
+	// Problems are the problems found, sorted by file and line: the first
+	// 1000 found, which is plenty to fix before loading again.
 	Problems []Problem
+	// Omitted counts the problems found beyond those in Problems.
+	Omitted int
 }
 
-// Error lists the problems as "file:line: message", one per line.
+// Count is the number of problems found.
+func (e *LoadError) Count() int { return len(e.Problems) + e.Omitted }
+
+// Listed returns the first MaxListedProblems problems and how many more
+// there are: what a message about the error should show.
+func (e *LoadError) Listed() (shown []Problem, more int) {
+	n := min(len(e.Problems), MaxListedProblems)
+	return e.Problems[:n], e.Count() - n
+}
+
+// Error lists the problems as "file:line: message", one per line, and ends
+// with "and N more problems" when there are more than MaxListedProblems.
 func (e *LoadError) Error() string {
-	lines := make([]string, len(e.Problems))
-	for i, p := range e.Problems {
-		lines[i] = p.String()
+	shown, more := e.Listed()
+	lines := make([]string, 0, len(shown)+1)
+	for _, p := range shown {
+		lines = append(lines, p.String())
+	}
+	if more > 0 {
+		lines = append(lines, fmt.Sprintf("and %d more problems", more))
 	}
 	return strings.Join(lines, "\n")
 }
@@ -53,13 +92,55 @@ func (e *NoGrantError) Error() string {
 	return fmt.Sprintf("no grant gives %s access to target %q; ask the owner to add one in grants/", e.Principal, e.Target)
 }
 
-// problems collects problems during a load.
-type problems []Problem
+// problems collects problems during a load: the first maxKeptProblems, each
+// message one line of at most maxProblemLen bytes, and a count of the rest.
+type problems struct {
+	list    []Problem
+	omitted int
+}
 
 func (ps *problems) add(file string, line int, format string, args ...any) {
-	*ps = append(*ps, Problem{Pos{file, line}, fmt.Sprintf(format, args...)})
+	ps.at(Pos{file, line}, format, args...)
 }
 
 func (ps *problems) at(pos Pos, format string, args ...any) {
-	*ps = append(*ps, Problem{pos, fmt.Sprintf(format, args...)})
+	if len(ps.list) >= maxKeptProblems {
+		ps.omitted++
+		return
+	}
+	ps.list = append(ps.list, Problem{pos, shown(fmt.Sprintf(format, args...), maxProblemLen)})
 }
+
+func (ps *problems) empty() bool { return len(ps.list) == 0 && ps.omitted == 0 }
+
+// shown makes s safe to print on one line of a terminal or log: it escapes
+// control and other non-printing characters and invalid UTF-8 as Go does in
+// quoted strings (so a file name cannot move the cursor or forge a line),
+// and cuts the result to at most max bytes, ending it with "…" when cut.
+func shown(s string, max int) string {
+	if len(s) <= max && !strings.ContainsFunc(s, notShown) && utf8.ValidString(s) {
+		return s // the common case: nothing to do
+	}
+	var b strings.Builder
+	fit := 0 // bytes of b that leave room for "…"
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case notShown(r):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+		if b.Len() > max {
+			return b.String()[:fit] + "…"
+		}
+		if b.Len() <= max-len("…") {
+			fit = b.Len()
+		}
+	}
+	return b.String()
+}
+
+func notShown(r rune) bool { return !unicode.IsPrint(r) }

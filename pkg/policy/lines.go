@@ -13,7 +13,17 @@ import (
 // fall back to the line of the nearest indexed parent.
 type lineIndex struct {
 	byKey  map[string][]keyLine // dotted key → each place it is written, in order
+	inElem map[elemKey]int      // key in one element of an [[array]] → first line it is on
 	arrays map[string][]int     // "grant" → line of each [[grant]] header
+}
+
+// elemKey is a dotted key inside element idx of [[arr]] (arr "" for none).
+// Looking a key up by its element, rather than scanning all its places, keeps
+// the loader linear in the size of a file with many elements.
+type elemKey struct {
+	arr string
+	idx int
+	key string
 }
 
 // keyLine is one key written in the file.
@@ -27,7 +37,7 @@ type keyLine struct {
 // indexLines scans src. It never fails: on text it does not understand it
 // indexes less, and lookups fall back to coarser positions.
 func indexLines(src string) *lineIndex {
-	li := &lineIndex{byKey: map[string][]keyLine{}, arrays: map[string][]int{}}
+	li := &lineIndex{byKey: map[string][]keyLine{}, inElem: map[elemKey]int{}, arrays: map[string][]int{}}
 	var (
 		table []string // current table path
 		arr   string
@@ -74,7 +84,13 @@ func indexLines(src string) *lineIndex {
 	return li
 }
 
-func (li *lineIndex) add(kl keyLine) { li.byKey[kl.key] = append(li.byKey[kl.key], kl) }
+func (li *lineIndex) add(kl keyLine) {
+	li.byKey[kl.key] = append(li.byKey[kl.key], kl)
+	ek := elemKey{kl.arr, kl.idx, kl.key}
+	if _, ok := li.inElem[ek]; !ok {
+		li.inElem[ek] = kl.line
+	}
+}
 
 // enclosingArray finds the array of tables that a [table.path] header extends:
 // the longest prefix of path that is an array seen so far, and its last
@@ -103,10 +119,8 @@ func (li *lineIndex) arrayLine(arr string, idx int) int {
 // element's header line, then 0.
 func (li *lineIndex) keyLine(arr string, idx int, key string) int {
 	for k := key; k != ""; k = parentKey(k) {
-		for _, kl := range li.byKey[k] {
-			if kl.arr == arr && kl.idx == idx {
-				return kl.line
-			}
+		if line, ok := li.inElem[elemKey{arr, idx, k}]; ok {
+			return line
 		}
 	}
 	return li.arrayLine(arr, idx)

@@ -1,6 +1,10 @@
 package policy
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 const linesSrc = `# comment [[grant]]
 top = "x"
@@ -60,5 +64,54 @@ func TestIndexLines(t *testing.T) {
 	kl, ok := li.occurrence("grant.id", 1)
 	if !ok || kl.line != 19 || kl.idx != 1 {
 		t.Errorf("occurrence(grant.id, 1): got %+v %v, want line 19 in element 1", kl, ok)
+	}
+}
+
+// TestKeyLineManyElements: keys are found in their own element of an array
+// of tables, the first place wins when a key is written twice in one
+// element, and a key missing from its element falls back to the element's
+// header even when other elements have it.
+func TestKeyLineManyElements(t *testing.T) {
+	var src strings.Builder
+	const n = 1000
+	for i := range n {
+		src.WriteString("[[grant]]\n") // line 4i+1
+		if i%2 == 0 {
+			src.WriteString("id = 1\nid = 2\n[grant.match]\n") // lines 4i+2 to 4i+4
+		} else {
+			src.WriteString("x = 1\n\n\n")
+		}
+	}
+	li := indexLines(src.String())
+	for i := range n {
+		header, wantID, wantSub := 4*i+1, 4*i+2, 4*i+4
+		if i%2 == 1 {
+			wantID, wantSub = header, header
+		}
+		if got := li.keyLine("grant", i, "grant.id"); got != wantID {
+			t.Errorf("keyLine(grant, %d, grant.id): got %d, want %d", i, got, wantID)
+		}
+		if got := li.keyLine("grant", i, "grant.match.sub"); got != wantSub {
+			t.Errorf("keyLine(grant, %d, grant.match.sub): got %d, want %d", i, got, wantSub)
+		}
+	}
+}
+
+// BenchmarkKeyLine indexes a file of many [[grant]] elements and looks up a
+// key in each, as the loader does for every problem and decoded element. The
+// time per byte must not grow with the file's size: a scan of every place a
+// key is written, per lookup, made 400 KB take seconds.
+func BenchmarkKeyLine(b *testing.B) {
+	for _, size := range []int{100 << 10, 200 << 10, 400 << 10} {
+		src := strings.Repeat("[[grant]]\nx=1\n", size/len("[[grant]]\nx=1\n"))
+		b.Run(fmt.Sprintf("%dKB", size>>10), func(b *testing.B) {
+			b.SetBytes(int64(len(src)))
+			for b.Loop() {
+				li := indexLines(src)
+				for i := range li.arrays["grant"] {
+					li.keyLine("grant", i, "grant.x")
+				}
+			}
+		})
 	}
 }

@@ -37,59 +37,138 @@ func DefaultSettings() Settings {
 // tests/*.toml. It returns a policy only when everything is valid; otherwise
 // the error is a *LoadError listing every problem with its file and line, so
 // a caller keeps its last good policy (fail closed). Load reads nothing but
-// those files.
+// those files, refuses symbolic links among them, and refuses files past its
+// limits on size and shape before decoding them, so that it returns quickly
+// whatever the commit holds.
 func Load(fsys fs.FS) (*Policy, error) {
 	l := &loader{fsys: fsys, ruleIDs: map[string]Pos{}, broken: map[string]bool{}}
 	p := &Policy{Settings: DefaultSettings(), Targets: map[string]*Target{}}
+	targets, grants, rules, tests := l.list("targets"), l.list("grants"), l.list("rules"), l.list("tests")
+	if n := len(targets) + len(grants) + len(rules) + len(tests); n > maxFiles {
+		// Refused before reading any: the count alone says the commit is not a policy.
+		l.problems.add(".", 0, "the policy has %d files in targets/, grants/, rules/ and tests/, more than the %d a policy may have; merge files", n, maxFiles)
+		return nil, l.err()
+	}
 	l.loadIdentity(p) // first: settings may name service accounts
 	l.loadSettings(p)
-	for _, name := range l.glob("targets") {
+	for _, name := range targets {
 		l.loadTarget(p, name)
 	}
 	grantIDs := map[string]Pos{}
-	for _, name := range l.glob("grants") {
+	for _, name := range grants {
 		l.loadGrants(p, name, grantIDs)
 	}
-	for _, name := range l.glob("rules") {
+	for _, name := range rules {
 		l.loadRules(p, name)
 	}
-	for _, name := range l.glob("tests") {
+	for _, name := range tests {
 		l.loadTests(p, name)
 	}
-	if len(l.problems) > 0 {
-		slices.SortStableFunc(l.problems, func(a, b Problem) int {
-			return cmp.Or(cmp.Compare(a.Pos.File, b.Pos.File), cmp.Compare(a.Pos.Line, b.Pos.Line))
-		})
-		return nil, &LoadError{Problems: l.problems}
+	if !l.problems.empty() {
+		return nil, l.err()
 	}
 	return p, nil
 }
 
+// Limits on the files of one policy, so that a commit cannot make the loader
+// (and the TOML decoder, whose cost per byte is high for deeply structured
+// input) run for minutes or fill memory; the gateway keeps its last good
+// policy only if loading returns. Real policies are a few hundred KiB at
+// most: these leave room for ten times that. `gatectl policy check` applies
+// the same limits, so CI refuses what the gateway would.
+const (
+	// maxFileSize bounds one policy file.
+	maxFileSize = 256 << 10
+	// maxTotalSize bounds all policy files together.
+	maxTotalSize = 2 << 20
+	// maxFiles bounds the number of files in targets/, grants/, rules/
+	// and tests/.
+	maxFiles = 1000
+)
+
 type loader struct {
 	fsys     fs.FS
 	problems problems
+	read     int64           // bytes of policy files read so far
+	tooLarge bool            // maxTotalSize was reached: read no more files
 	broken   map[string]bool // targets whose file did not decode
 	ruleIDs  map[string]Pos  // ids of every kind of rule share one namespace
 }
 
-// glob lists dir/*.toml in lexical order; a missing directory is empty.
-func (l *loader) glob(dir string) []string {
-	names, err := fs.Glob(l.fsys, dir+"/*.toml")
-	if err != nil { // only for a malformed pattern, which this one is not
-		l.problems.add(dir, 0, "cannot list files: %v", err)
+// err is the load's problems as a *LoadError, sorted by file and line.
+func (l *loader) err() *LoadError {
+	slices.SortStableFunc(l.problems.list, func(a, b Problem) int {
+		return cmp.Or(cmp.Compare(a.Pos.File, b.Pos.File), cmp.Compare(a.Pos.Line, b.Pos.Line))
+	})
+	return &LoadError{Problems: l.problems.list, Omitted: l.problems.omitted}
+}
+
+// list returns the names of dir/*.toml in lexical order; a missing directory
+// is empty. Anything else that keeps a directory or one of its .toml files
+// from being read as it is in the repository is a problem, never an empty
+// list: loading a commit without its rules would fail open. A symbolic link
+// is refused even where the file system follows it (`gatectl policy check`
+// on a checkout), because the gateway reads the repository's tree, where a
+// link's target is not part of the commit: CI and the gateway must see the
+// same files.
+func (l *loader) list(dir string) []string {
+	info, err := fs.Lstat(l.fsys, dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		l.problems.add(dir, 0, "cannot read the directory: %v", err)
+		return nil
+	case info.Mode()&fs.ModeSymlink != 0:
+		l.problems.add(dir, 0, "is a symbolic link; policy directories must be real directories in the repository")
+		return nil
+	case !info.IsDir():
+		l.problems.add(dir, 0, "is not a directory; policy files go in %s/*.toml", dir)
+		return nil
+	}
+	entries, err := fs.ReadDir(l.fsys, dir)
+	if err != nil {
+		l.problems.add(dir, 0, "cannot read the directory: %v", err)
+		return nil
+	}
+	var names []string
+	for _, e := range entries {
+		if ok, _ := path.Match("*.toml", e.Name()); !ok {
+			continue
+		}
+		name := dir + "/" + e.Name()
+		switch t := e.Type(); {
+		case t&fs.ModeSymlink != 0:
+			l.problems.add(name, 0, "is a symbolic link; policy files must be real files in the repository")
+		case !t.IsRegular():
+			l.problems.add(name, 0, "is not a regular file; policy files must be real files in the repository")
+		default:
+			names = append(names, name)
+		}
 	}
 	return names
 }
 
 // exists reports whether name is a file in fsys; a missing optional file
 // is not a problem. Any other error is: defaults must not silently replace a
-// file that is there but cannot be read (fail closed).
+// file that is there but cannot be read (fail closed). A symbolic link is
+// refused as in list.
 func (l *loader) exists(name string) bool {
-	_, err := fs.Stat(l.fsys, name)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	info, err := fs.Lstat(l.fsys, name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false
+	case err != nil:
 		l.problems.add(name, 0, "cannot read the file: %v", err)
+		return false
+	case info.Mode()&fs.ModeSymlink != 0:
+		l.problems.add(name, 0, "is a symbolic link; policy files must be real files in the repository")
+		return false
+	case !info.Mode().IsRegular():
+		l.problems.add(name, 0, "is not a regular file; policy files must be real files in the repository")
+		return false
 	}
-	return err == nil
+	return true
 }
 
 func (l *loader) loadSettings(p *Policy) {

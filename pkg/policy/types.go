@@ -15,11 +15,16 @@ type Pos struct {
 	Line int
 }
 
+// String is "file:line", or "file" when the line is not known. Control
+// characters and invalid UTF-8 in the file name are escaped, and a very long
+// name is cut: the name comes from the repository, and messages that carry
+// it are printed on terminals and written to logs.
 func (p Pos) String() string {
+	file := shown(p.File, maxShownNameLen)
 	if p.Line == 0 {
-		return p.File
+		return file
 	}
-	return fmt.Sprintf("%s:%d", p.File, p.Line)
+	return fmt.Sprintf("%s:%d", file, p.Line)
 }
 
 // PrincipalKind tells a person from a runtime.

@@ -98,10 +98,14 @@ func runCheck(f *cmdutil.Factory, dir string) error {
 	if err != nil {
 		var le *policy.LoadError
 		if errors.As(err, &le) {
-			for _, pr := range le.Problems {
+			shown, more := le.Listed()
+			for _, pr := range shown {
 				fmt.Fprintf(f.IO.ErrOut, "%s: %s\n", filepath.Join(dir, pr.Pos.String()), pr.Msg)
 			}
-			return fmt.Errorf("policy in %s is invalid: %d problem(s)", dir, len(le.Problems))
+			if more > 0 {
+				fmt.Fprintf(f.IO.ErrOut, "and %d more problems\n", more)
+			}
+			return fmt.Errorf("policy in %s is invalid: %d problem(s)", dir, le.Count())
 		}
 		return err
 	}

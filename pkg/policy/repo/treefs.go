@@ -17,9 +17,21 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 )
 
-// maxFileSize bounds what one Open reads into memory. Policy files are small
-// TOML; a commit with a larger file is refused rather than loaded.
-const maxFileSize = 8 << 20
+// treeLimits bound what one treeFS reads, so that a commit cannot make the
+// gateway read without end: the loader runs on every new commit of the
+// branch, and a commit it cannot finish loading is never refused. Going past
+// a limit is an error from Open (or ReadDir), which the loader reports and
+// which refuses the commit.
+type treeLimits struct {
+	fileSize  int64 // bytes of one file
+	totalSize int64 // bytes of all the files read, together
+	files     int   // files read, and entries of one directory
+}
+
+// defaultTreeLimits are the limits of a policy commit. They are a backstop
+// for any loader: pkg/policy has lower limits of its own (256 KiB a file,
+// 2 MiB and 1000 files in all), which `gatectl policy check` applies too.
+var defaultTreeLimits = treeLimits{fileSize: 8 << 20, totalSize: 32 << 20, files: 4096}
 
 // errUnsupportedEntry is returned when opening a symlink or submodule: their
 // targets are not part of the commit, so following them could read something
@@ -34,17 +46,21 @@ type treeFS struct {
 	store   storer.EncodedObjectStorer
 	root    *object.Tree
 	modTime time.Time
+	limits  treeLimits
+	read    int64 // bytes of files read so far
+	files   int   // files read so far
 }
 
 var (
 	_ fs.FS         = (*treeFS)(nil)
 	_ fs.ReadFileFS = (*treeFS)(nil)
 	_ fs.ReadDirFS  = (*treeFS)(nil)
+	_ fs.ReadLinkFS = (*treeFS)(nil)
 )
 
 // newTreeFS returns the files of tree; every file reports modTime.
 func newTreeFS(store storer.EncodedObjectStorer, tree *object.Tree, modTime time.Time) *treeFS {
-	return &treeFS{store: store, root: tree, modTime: modTime}
+	return &treeFS{store: store, root: tree, modTime: modTime, limits: defaultTreeLimits}
 }
 
 // Open implements fs.FS.
@@ -96,6 +112,53 @@ func (t *treeFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	return d.ReadDir(-1)
 }
 
+// Lstat implements fs.ReadLinkFS. It describes a symbolic link rather than
+// refusing it as Open does, so that a loader can say what it found; it reads
+// no file's content.
+func (t *treeFS) Lstat(name string) (fs.FileInfo, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "lstat", Path: name, Err: fs.ErrInvalid}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if name == "." {
+		return entryInfo{name: ".", mode: fs.ModeDir | 0o555, modTime: t.modTime}, nil
+	}
+	e, err := t.lookup(name)
+	if err != nil {
+		return nil, &fs.PathError{Op: "lstat", Path: name, Err: err}
+	}
+	info := entryInfo{name: path.Base(name), mode: entryMode(e.Mode), modTime: t.modTime}
+	if info.mode.IsRegular() {
+		if info.size, err = t.store.EncodedObjectSize(e.Hash); err != nil {
+			return nil, &fs.PathError{Op: "lstat", Path: name, Err: fmt.Errorf("size of blob %s: %w", e.Hash, err)}
+		}
+	}
+	return info, nil
+}
+
+// ReadLink implements fs.ReadLinkFS: the target a symbolic link names, as
+// written in the commit. Nothing in treeFS follows it.
+func (t *treeFS) ReadLink(name string) (string, error) {
+	if !fs.ValidPath(name) {
+		return "", &fs.PathError{Op: "readlink", Path: name, Err: fs.ErrInvalid}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, err := t.lookup(name)
+	if err == nil && e.Mode != filemode.Symlink {
+		err = errors.New("not a symbolic link")
+	}
+	var data []byte
+	if err == nil {
+		data, err = t.readBlob(e)
+	}
+	if err != nil {
+		return "", &fs.PathError{Op: "readlink", Path: name, Err: err}
+	}
+	return string(data), nil
+}
+
 // lookup finds the entry at a valid, non-root path.
 func (t *treeFS) lookup(name string) (object.TreeEntry, error) {
 	dir := t.root
@@ -145,27 +208,47 @@ func (t *treeFS) openEntry(name string, e object.TreeEntry) (fs.File, error) {
 }
 
 func (t *treeFS) openBlob(name string, e object.TreeEntry) (*blobFile, error) {
+	data, err := t.readBlob(e)
+	if err != nil {
+		return nil, err
+	}
+	info := entryInfo{name: path.Base(name), size: int64(len(data)), mode: entryMode(e.Mode), modTime: t.modTime}
+	return &blobFile{info: info, data: data, r: bytes.NewReader(data)}, nil
+}
+
+// readBlob reads the content of e within t's limits, which it checks before
+// reading.
+func (t *treeFS) readBlob(e object.TreeEntry) ([]byte, error) {
 	blob, err := object.GetBlob(t.store, e.Hash)
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", e.Hash, err)
 	}
-	if blob.Size > maxFileSize {
-		return nil, fmt.Errorf("file is %d bytes, more than the %d a policy file may have", blob.Size, maxFileSize)
+	switch {
+	case blob.Size > t.limits.fileSize:
+		return nil, fmt.Errorf("file is %d bytes, more than the %d a file in a policy commit may have", blob.Size, t.limits.fileSize)
+	case t.read+blob.Size > t.limits.totalSize:
+		return nil, fmt.Errorf("reading this file takes the commit past %d bytes, the most that is read from one policy commit", t.limits.totalSize)
+	case t.files >= t.limits.files:
+		return nil, fmt.Errorf("more than %d files would be read from this commit, the most that is read from one policy commit", t.limits.files)
 	}
 	rc, err := blob.Reader()
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", e.Hash, err)
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(rc)
+	data, err := io.ReadAll(io.LimitReader(rc, blob.Size))
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", e.Hash, err)
 	}
-	info := entryInfo{name: path.Base(name), size: int64(len(data)), mode: entryMode(e.Mode), modTime: t.modTime}
-	return &blobFile{info: info, data: data, r: bytes.NewReader(data)}, nil
+	t.read += int64(len(data))
+	t.files++
+	return data, nil
 }
 
 func (t *treeFS) openDir(name string, tree *object.Tree) (*dirFile, error) {
+	if n := len(tree.Entries); n > t.limits.files {
+		return nil, fmt.Errorf("directory has %d entries, more than the %d files a policy commit may have", n, t.limits.files)
+	}
 	entries := make([]fs.DirEntry, 0, len(tree.Entries))
 	for _, e := range tree.Entries {
 		info := entryInfo{name: e.Name, mode: entryMode(e.Mode), modTime: t.modTime}
