@@ -363,37 +363,55 @@ func TestVerifyKeyRotation(t *testing.T) {
 	}
 }
 
+// clockedIssuer is an issuer server and a Verifier trusting it (ciPolicy)
+// on a clock the test sets.
+type clockedIssuer struct {
+	*issuerServer
+	clk *clock
+	v   *Verifier
+	pol *policy.Policy
+}
+
+func newClockedIssuer(t *testing.T) *clockedIssuer {
+	s := newIssuerServer(t)
+	clk := newClock()
+	return &clockedIssuer{issuerServer: s, clk: clk, pol: ciPolicy(s.url),
+		v: NewVerifier(Options{HTTPClient: s.srv.Client(), Now: clk.Now, Logger: quiet})}
+}
+
+// token is alice's, signed by d, valid around the clock's now.
+func (c *clockedIssuer) token(t *testing.T, d *DevIssuer) string {
+	return sign(t, d, claimsAt(c.url, "alice", "gatectl", c.clk.Now().Add(-time.Minute), c.clk.Now().Add(10*time.Minute)))
+}
+
+func (c *clockedIssuer) verify(raw string) error {
+	_, err := c.v.Verify(context.Background(), c.pol, raw)
+	return err
+}
+
 // TestVerifyRetiredKeyStopsWorking: an issuer retires a key by leaving it
 // out of its set. Once the cached keys are maxKeyAge old they are fetched
 // again, and a token signed with the retired key is refused, even though no
 // token with a new key id made the gateway refetch.
 func TestVerifyRetiredKeyStopsWorking(t *testing.T) {
-	s := newIssuerServer(t)
-	clk := newClock()
-	v := NewVerifier(Options{HTTPClient: s.srv.Client(), Now: clk.Now, Logger: quiet})
-	pol := ciPolicy(s.url)
-	ctx := context.Background()
-	old := s.issuer()
-	token := func() string {
-		return sign(t, old, claimsAt(s.url, "alice", "gatectl", clk.Now().Add(-time.Minute), clk.Now().Add(10*time.Minute)))
-	}
-	if _, err := v.Verify(ctx, pol, token()); err != nil {
+	c := newClockedIssuer(t)
+	old := c.issuer()
+	if err := c.verify(c.token(t, old)); err != nil {
 		t.Fatalf("Verify before rotation: %v", err)
 	}
-	s.serve(s.newIssuer(t)) // the old key is retired
+	c.serve(c.newIssuer(t)) // the old key is retired
 
-	clk.Advance(maxKeyAge - time.Minute)
-	if _, err := v.Verify(ctx, pol, token()); err != nil {
+	c.clk.Advance(maxKeyAge - time.Minute)
+	if err := c.verify(c.token(t, old)); err != nil {
 		t.Fatalf("Verify with keys younger than maxKeyAge: %v", err)
 	}
-	if got := s.keyFetch.Load(); got != 1 {
+	if got := c.keyFetch.Load(); got != 1 {
 		t.Fatalf("key fetches before maxKeyAge: %d, want 1", got)
 	}
-	clk.Advance(time.Minute)
-	raw := token()
-	_, err := v.Verify(ctx, pol, raw)
-	mustAuthError(t, err, reasonUnknownKey, raw)
-	if got := s.keyFetch.Load(); got != 2 {
+	c.clk.Advance(time.Minute)
+	raw := c.token(t, old)
+	mustAuthError(t, c.verify(raw), reasonUnknownKey, raw)
+	if got := c.keyFetch.Load(); got != 2 {
 		t.Errorf("key fetches after maxKeyAge: %d, want 2", got)
 	}
 }
@@ -401,20 +419,13 @@ func TestVerifyRetiredKeyStopsWorking(t *testing.T) {
 // TestVerifyKeepsOldKeysWhileIssuerIsDown: keys past maxKeyAge stay in use
 // while the issuer cannot be reached, so its outage locks nobody out.
 func TestVerifyKeepsOldKeysWhileIssuerIsDown(t *testing.T) {
-	s := newIssuerServer(t)
-	clk := newClock()
-	v := NewVerifier(Options{HTTPClient: s.srv.Client(), Now: clk.Now, Logger: quiet})
-	pol := ciPolicy(s.url)
-	ctx := context.Background()
-	token := func() string {
-		return sign(t, s.issuer(), claimsAt(s.url, "alice", "gatectl", clk.Now().Add(-time.Minute), clk.Now().Add(10*time.Minute)))
-	}
-	if _, err := v.Verify(ctx, pol, token()); err != nil {
+	c := newClockedIssuer(t)
+	if err := c.verify(c.token(t, c.issuer())); err != nil {
 		t.Fatal(err)
 	}
-	s.down.Store(true)
-	clk.Advance(maxKeyAge)
-	if _, err := v.Verify(ctx, pol, token()); err != nil {
+	c.down.Store(true)
+	c.clk.Advance(maxKeyAge)
+	if err := c.verify(c.token(t, c.issuer())); err != nil {
 		t.Errorf("Verify while the issuer is down: %v", err)
 	}
 }
@@ -423,26 +434,21 @@ func TestVerifyKeepsOldKeysWhileIssuerIsDown(t *testing.T) {
 // every token, which anyone could send to make the gateway hammer an ailing
 // issuer; it is retried after minRefetchInterval.
 func TestVerifyDiscoveryFailureBacksOff(t *testing.T) {
-	s := newIssuerServer(t)
-	clk := newClock()
-	v := NewVerifier(Options{HTTPClient: s.srv.Client(), Now: clk.Now, Logger: quiet})
-	pol := ciPolicy(s.url)
-	ctx := context.Background()
-	s.down.Store(true)
+	c := newClockedIssuer(t)
+	c.down.Store(true)
 	for range 5 {
-		raw := mint(t, s.issuer(), "alice")
-		_, err := v.Verify(ctx, pol, raw)
-		mustAuthError(t, err, "issuer "+s.url+" could not be reached to verify the token; try again later", raw)
+		raw := c.token(t, c.issuer())
+		mustAuthError(t, c.verify(raw), "issuer "+c.url+" could not be reached to verify the token; try again later", raw)
 	}
-	if got := s.discover.Load(); got != 1 {
+	if got := c.discover.Load(); got != 1 {
 		t.Fatalf("discovery requests for 5 tokens while the issuer is down: %d, want 1", got)
 	}
-	s.down.Store(false)
-	clk.Advance(minRefetchInterval)
-	if _, err := v.Verify(ctx, pol, mint(t, s.issuer(), "alice")); err != nil {
+	c.down.Store(false)
+	c.clk.Advance(minRefetchInterval)
+	if err := c.verify(c.token(t, c.issuer())); err != nil {
 		t.Fatalf("Verify once the issuer is back: %v", err)
 	}
-	if got := s.discover.Load(); got != 2 {
+	if got := c.discover.Load(); got != 2 {
 		t.Errorf("discovery requests: %d, want 2", got)
 	}
 }
