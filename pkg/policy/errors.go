@@ -2,10 +2,9 @@ package policy
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/gatectl/gatectl/pkg/shown"
 )
 
 // Bounds on what a failed load reports. A broken commit can have millions of
@@ -108,39 +107,7 @@ func (ps *problems) at(pos Pos, format string, args ...any) {
 		ps.omitted++
 		return
 	}
-	ps.list = append(ps.list, Problem{pos, shown(fmt.Sprintf(format, args...), maxProblemLen)})
+	ps.list = append(ps.list, Problem{pos, shown.Cut(fmt.Sprintf(format, args...), maxProblemLen)})
 }
 
 func (ps *problems) empty() bool { return len(ps.list) == 0 && ps.omitted == 0 }
-
-// shown makes s safe to print on one line of a terminal or log: it escapes
-// control and other non-printing characters and invalid UTF-8 as Go does in
-// quoted strings (so a file name cannot move the cursor or forge a line),
-// and cuts the result to at most max bytes, ending it with "…" when cut.
-func shown(s string, max int) string {
-	if len(s) <= max && !strings.ContainsFunc(s, notShown) && utf8.ValidString(s) {
-		return s // the common case: nothing to do
-	}
-	var b strings.Builder
-	fit := 0 // bytes of b that leave room for "…"
-	for i, r := range s {
-		switch {
-		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case notShown(r):
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-		default:
-			b.WriteRune(r)
-		}
-		if b.Len() > max {
-			return b.String()[:fit] + "…"
-		}
-		if b.Len() <= max-len("…") {
-			fit = b.Len()
-		}
-	}
-	return b.String()
-}
-
-func notShown(r rune) bool { return !unicode.IsPrint(r) }

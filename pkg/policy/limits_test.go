@@ -119,32 +119,6 @@ func TestLoadErrorBounds(t *testing.T) {
 	})
 }
 
-// TestShown: what a message may carry of its input.
-func TestShown(t *testing.T) {
-	tests := []struct {
-		name, in string
-		max      int
-		want     string
-	}{
-		{"plain", "grants/a.toml", 20, "grants/a.toml"},
-		{"control", "a\x00b\tc\r\nd\x7f", 40, `a\x00b\tc\r\nd\x7f`},
-		{"bidi-override", "a\u202eb", 40, `a\u202eb`},
-		{"invalid-utf8", "a\xffb", 40, `a\xffb`},
-		{"replacement-char-kept", "a\uFFFDb", 40, "a\uFFFDb"},
-		{"exactly-max", "abcdef", 6, "abcdef"},
-		{"cut", "abcdefgh", 6, "abc…"},
-		{"cut-not-inside-escape", "ab\x00cdefgh", 8, "ab…"},
-		{"cut-not-inside-rune", "ab€€€", 8, "ab€…"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := shown(tt.in, tt.max); got != tt.want || len(got) > tt.max {
-				t.Errorf("shown(%q, %d): got %q, want %q", tt.in, tt.max, got, tt.want)
-			}
-		})
-	}
-}
-
 // TestLoadRefusesSymlinks: a policy directory or file that is a symbolic
 // link is a problem. On the gateway the git tree cannot be read through the
 // link, and skipping it used to load the commit without those rules while

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/gatectl/gatectl/pkg/shown"
 )
 
 // Pos is a place in a policy file, for error messages: "grants/orders.toml:3".
@@ -20,7 +22,7 @@ type Pos struct {
 // name is cut: the name comes from the repository, and messages that carry
 // it are printed on terminals and written to logs.
 func (p Pos) String() string {
-	file := shown(p.File, maxShownNameLen)
+	file := shown.Cut(p.File, maxShownNameLen)
 	if p.Line == 0 {
 		return file
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/gatectl/gatectl/pkg/shown"
 )
 
 // Format is an output format chosen with --output.
@@ -30,8 +32,10 @@ func ParseFormat(s string) (Format, error) {
 }
 
 // Table is tabular output: human-aligned on a terminal, TSV or CSV for
-// scripts. The table and TSV formats show every cell Printable; CSV and
-// JSON keep values as they are, quoted and escaped by their own rules.
+// scripts. The table and TSV formats escape what a terminal would act on in
+// every cell (shown.String), so one value stays on one line of one column;
+// CSV and JSON keep values as they are, quoted and escaped by their own
+// rules.
 type Table struct {
 	Header []string
 	Rows   [][]string
@@ -62,7 +66,7 @@ func (t *Table) Write(w io.Writer, f Format) error {
 		cw.WriteAll(t.Rows)
 		return cw.Error()
 	case FormatTSV:
-		// One line per row, one field per column: see Printable.
+		// One line per row, one field per column: see printableRow.
 		for _, r := range append([][]string{t.Header}, t.Rows...) {
 			if _, err := fmt.Fprintln(w, printableRow(r, "\t")); err != nil {
 				return err
@@ -100,11 +104,14 @@ func (t *Table) WriteRows(w io.Writer, f Format) error {
 	return nil
 }
 
-// printableRow is r's cells made Printable and joined by sep.
+// printableRow is r's cells made safe to print (shown.String) and joined by
+// sep: text in the audit log can come from anyone who reached a listener,
+// such as the database name of a refused connection, and printed raw it
+// could rewrite what an auditor sees.
 func printableRow(r []string, sep string) string {
 	clean := make([]string, len(r))
 	for i, c := range r {
-		clean[i] = Printable(c)
+		clean[i] = shown.String(c)
 	}
 	return strings.Join(clean, sep)
 }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/gatectl/gatectl/pkg/shown"
 )
 
 // Commit identifies a policy commit. The zero Commit means "none".
@@ -31,12 +33,18 @@ func (c Commit) Short() string {
 // IsZero reports whether c names no commit.
 func (c Commit) IsZero() bool { return c.Hash == "" }
 
+// maxShownCommitText bounds a commit's subject and author as the gateway
+// shows them (logs, policy status, load errors, audit events).
+const maxShownCommitText = 200
+
 func newCommit(c *object.Commit) Commit {
 	subject, _, _ := strings.Cut(strings.TrimSpace(c.Message), "\n")
+	// Whoever commits writes these: bounded and escaped, a subject can
+	// neither flood an error nor forge a line where it is printed.
 	return Commit{
 		Hash:    c.Hash.String(),
 		Time:    c.Committer.When,
-		Author:  c.Author.Name + " <" + c.Author.Email + ">",
-		Subject: strings.TrimSpace(subject),
+		Author:  shown.Cut(c.Author.Name+" <"+c.Author.Email+">", maxShownCommitText),
+		Subject: shown.Cut(strings.TrimSpace(subject), maxShownCommitText),
 	}
 }
