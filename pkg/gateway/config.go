@@ -45,6 +45,12 @@ type Config struct {
 		// and login; more are refused at once (FATAL 53300). 0 means
 		// pgproxy.DefaultMaxStartups.
 		MaxStartups int `toml:"max_startups"`
+		// AllowCleartextPassword lets the gateway send a target's password
+		// in clear over TLS when the target asks for it (pg_hba.conf
+		// "password", LDAP, PAM, RADIUS). Off by default: the policy
+		// chooses the target's address, and whoever answers there would
+		// read the password. Never without TLS.
+		AllowCleartextPassword bool `toml:"allow_cleartext_password"`
 	} `toml:"postgres"`
 }
 
@@ -83,7 +89,7 @@ func LoadConfig(path string) (*Config, error) {
 			keys[i] = k.String()
 		}
 		sort.Strings(keys)
-		return nil, fmt.Errorf("%s: unknown key %s (valid: dev, data_dir, listen.api, listen.postgres, tls.cert, tls.key, policy.source, policy.branch, policy.poll, postgres.max_startups, secrets.env, secrets.files)", path, strings.Join(keys, ", "))
+		return nil, fmt.Errorf("%s: unknown key %s (valid: dev, data_dir, listen.api, listen.postgres, tls.cert, tls.key, policy.source, policy.branch, policy.poll, postgres.max_startups, postgres.allow_cleartext_password, secrets.env, secrets.files)", path, strings.Join(keys, ", "))
 	}
 	return &c, nil
 }

@@ -36,3 +36,22 @@ func TestConfigMaxStartups(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigAllowCleartextPassword(t *testing.T) {
+	for text, want := range map[string]bool{
+		"dev = true\n": false,
+		"dev = true\n[postgres]\nallow_cleartext_password = true\n": true,
+	} {
+		path := filepath.Join(t.TempDir(), "gateway.toml")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := LoadConfig(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Postgres.AllowCleartextPassword != want {
+			t.Errorf("%q: allow_cleartext_password = %v, want %v", text, c.Postgres.AllowCleartextPassword, want)
+		}
+	}
+}

@@ -149,7 +149,7 @@ func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pg
 		ID: id, Principal: pr.String(), Target: t.Name, GrantID: grant.ID, Access: grant.Access.String(),
 		Upstream: pgproxy.Upstream{
 			Address: t.Address, Database: database, User: cred.User, Password: password,
-			TLSMode: upstreamTLSMode(t), RootCAs: roots,
+			TLSMode: upstreamTLSMode(t), RootCAs: roots, AllowCleartextPassword: g.cfg.Postgres.AllowCleartextPassword,
 		},
 		Checker:  &pgChecker{g: g, principal: pr, target: t.Name},
 		Observer: &pgObserver{g: g, commit: pol.Commit, principal: pr.String(), target: t.Name, reason: truncate(req.Reason, 1024)},

@@ -61,9 +61,13 @@ type Upstream struct {
 	Password string // never logged, never sent to the client
 	// TLSMode is "disable", "require" (encrypt, do not verify) or
 	// "verify-full" (verify the chain against RootCAs and the host name).
-	// With "disable" a target that asks for a cleartext password is refused
-	// before the password is sent (fail closed).
 	TLSMode string
+	// AllowCleartextPassword lets the gateway answer a target's request for
+	// the cleartext password over TLS. Without it, and always without TLS,
+	// such a target is refused before the password is sent (fail closed):
+	// the policy chooses a target's address, and a server there that asks
+	// for the password in clear would learn it; SCRAM and md5 never send it.
+	AllowCleartextPassword bool
 	// RootCAs verifies the target's certificate in verify-full mode; nil means
 	// the system roots.
 	RootCAs *x509.CertPool

@@ -105,7 +105,7 @@ func upstreamConfig(u Upstream, client map[string]string) (*pgconn.Config, error
 	// the gateway presents no client certificate.
 	cfg.ChannelBinding, cfg.SSLCertMode = "prefer", "allow"
 	// Accept every authentication method the target asks for, whatever
-	// PGREQUIREAUTH says; "disable" narrows this below.
+	// PGREQUIREAUTH says, except the cleartext password (below).
 	cfg.RequireAuth = ""
 	switch u.TLSMode {
 	case "disable":
@@ -122,6 +122,11 @@ func upstreamConfig(u Upstream, client map[string]string) (*pgconn.Config, error
 	default:
 		// Fail closed: an unknown mode must not silently mean plaintext.
 		return nil, fmt.Errorf("target TLS mode %q is not one of disable, require, verify-full", u.TLSMode)
+	}
+	if !u.AllowCleartextPassword {
+		// Even over TLS: the server at the target's address, which the
+		// policy chose, would read the password.
+		cfg.RequireAuth = "!password"
 	}
 	dial := cfg.DialFunc
 	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -169,8 +174,11 @@ func dialUpstream(ctx context.Context, u Upstream, client map[string]string) (*u
 	pc, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		msg := redact(err.Error(), u.Password)
-		if cfg.TLSConfig == nil && strings.Contains(msg, cleartextRefused) {
+		switch {
+		case cfg.TLSConfig == nil && strings.Contains(msg, cleartextRefused):
 			msg += "; the gateway never sends a password unencrypted: set the target's TLS mode to require or verify-full, or use scram-sha-256 in its pg_hba.conf"
+		case strings.Contains(msg, cleartextRefused):
+			msg += "; the gateway sends a password in clear, even over TLS, only with allow_cleartext_password = true in gateway.toml [postgres]; or use scram-sha-256 in the target's pg_hba.conf"
 		}
 		var pe *pgconn.PgError
 		return nil, &loginError{msg: msg, refused: errors.As(err, &pe)}

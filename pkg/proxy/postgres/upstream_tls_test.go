@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"maps"
 	"net"
@@ -186,8 +187,12 @@ func TestUpstreamTLS(t *testing.T) {
 		{"verify-full", withRoots(authUpstream(pg.Addr(), "scram_user", "verify-full"), pg), ""},
 		{"verify-full-md5", withRoots(authUpstream(pg.Addr(), "md5_user", "verify-full"), pg), ""},
 		{"verify-full-trust", withRoots(authUpstream(pg.Addr(), "trust_user", "verify-full"), pg), ""},
-		{"cleartext-password-over-require", authUpstream(pg.Addr(), "clear_user", "require"), ""},
-		{"cleartext-password-over-verify-full", withRoots(authUpstream(pg.Addr(), "clear_user", "verify-full"), pg), ""},
+		{"cleartext-password-over-require-allowed", allowCleartext(authUpstream(pg.Addr(), "clear_user", "require")), ""},
+		{"cleartext-password-over-verify-full-allowed", allowCleartext(withRoots(authUpstream(pg.Addr(), "clear_user", "verify-full"), pg)), ""},
+		// The policy chooses the address; a server there must not get the
+		// password in clear unless gateway.toml allows it.
+		{"cleartext-password-over-require-refused", authUpstream(pg.Addr(), "clear_user", "require"), "allow_cleartext_password = true"},
+		{"cleartext-password-over-verify-full-refused", withRoots(authUpstream(pg.Addr(), "clear_user", "verify-full"), pg), "allow_cleartext_password = true"},
 		{"verify-full-wrong-ca", withPool(authUpstream(pg.Addr(), "scram_user", "verify-full"), freshCA), "certificate signed by unknown authority"},
 		{"verify-full-system-roots", authUpstream(pg.Addr(), "scram_user", "verify-full"), "certificate signed by unknown authority"},
 		{"disable-to-hostssl-only", authUpstream(pg.Addr(), "scram_user", "disable"), "no encryption"},
@@ -291,16 +296,20 @@ func TestUpstreamConfigIgnoresEnvironment(t *testing.T) {
 	t.Setenv("PGOPTIONS", "-c role=postgres")
 	tests := []struct {
 		mode            string
+		allowCleartext  bool
 		wantTLS         bool
 		wantRequireAuth string
 	}{
-		{"disable", false, "!password"},
-		{"require", true, ""},
-		{"verify-full", true, ""},
+		{"disable", false, false, "!password"},
+		{"disable", true, false, "!password"},
+		{"require", false, true, "!password"},
+		{"require", true, true, ""},
+		{"verify-full", false, true, "!password"},
+		{"verify-full", true, true, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.mode, func(t *testing.T) {
-			cfg, err := upstreamConfig(Upstream{Address: "127.0.0.1:5432", User: "u", Password: "p", TLSMode: tt.mode}, nil)
+		t.Run(fmt.Sprintf("%s-cleartext-%t", tt.mode, tt.allowCleartext), func(t *testing.T) {
+			cfg, err := upstreamConfig(Upstream{Address: "127.0.0.1:5432", User: "u", Password: "p", TLSMode: tt.mode, AllowCleartextPassword: tt.allowCleartext}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -322,6 +331,11 @@ func TestUpstreamConfigIgnoresEnvironment(t *testing.T) {
 			}
 		})
 	}
+}
+
+func allowCleartext(u Upstream) Upstream {
+	u.AllowCleartextPassword = true
+	return u
 }
 
 func withRoots(u Upstream, pg *pgserver.Server) Upstream {
