@@ -175,12 +175,6 @@ func (g *Gateway) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open the audit log: %w", err)
 	}
-	g.refusalsStop, g.refusalsDone = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(g.refusalsDone)
-		g.reportRefusalsEvery(refusalReportEvery, g.refusalsStop)
-	}()
-
 	if err := g.setupTLS(); err != nil {
 		return err
 	}
@@ -211,6 +205,22 @@ func (g *Gateway) start(ctx context.Context) error {
 	}
 	g.ident = identity.NewVerifier(identity.Options{HTTPClient: httpClient, Dev: g.dev})
 
+	g.policy = repo.NewFollower(repo.Options{
+		Source:   g.cfg.Policy.Source,
+		Branch:   g.cfg.Policy.Branch,
+		Dir:      filepath.Join(g.cfg.DataDir, "policy.git"),
+		Interval: time.Duration(g.cfg.Policy.Poll),
+		Logger:   g.log,
+	}, loadPolicy, g.onPolicyEvent)
+	// Set before the API serves, as its handlers and the refusal reports
+	// read g.policy; started (fetching) once the API serves.
+	every := refusalReportEvery
+	g.refusalsStop, g.refusalsDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(g.refusalsDone)
+		g.reportRefusalsEvery(every, g.refusalsStop)
+	}()
+
 	// The API must serve (the dev issuer's discovery) before the first
 	// token is verified, and it answers 503 until a policy is live.
 	api := &http.Server{
@@ -237,13 +247,6 @@ func (g *Gateway) start(ctx context.Context) error {
 		}
 	}()
 
-	g.policy = repo.NewFollower(repo.Options{
-		Source:   g.cfg.Policy.Source,
-		Branch:   g.cfg.Policy.Branch,
-		Dir:      filepath.Join(g.cfg.DataDir, "policy.git"),
-		Interval: time.Duration(g.cfg.Policy.Poll),
-		Logger:   g.log,
-	}, loadPolicy, g.onPolicyEvent)
 	if err := g.policy.Start(ctx); err != nil {
 		return fmt.Errorf("policy: %w", err)
 	}

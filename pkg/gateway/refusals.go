@@ -37,6 +37,10 @@ var refusalReportEvery = 10 * time.Second
 type refusalLimiter struct {
 	mu      sync.Mutex
 	sources map[refusalKey]*refusalSource
+	// stopped is set once the counts are no longer reported: from then
+	// on every refusal is audited one by one, so that none is counted
+	// and never written (an API handler may outlive the shutdown's wait).
+	stopped bool
 }
 
 // refusalKey is a listener ("api", "postgres") and a source address: an
@@ -67,6 +71,9 @@ type refusalCount struct {
 func (l *refusalLimiter) admit(via, remote string, now time.Time) (ok bool, unrecorded int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.stopped {
+		return true, 0
+	}
 	if l.sources == nil {
 		l.sources = make(map[refusalKey]*refusalSource)
 	}
@@ -104,10 +111,12 @@ func (s *refusalSource) refill(now time.Time) {
 
 // take returns the counts of refusals not audited one by one, sorted, and
 // starts them again; it also forgets the sources that have nothing to
-// count and whose burst is whole again.
-func (l *refusalLimiter) take(now time.Time) []refusalCount {
+// count and whose burst is whole again. With last, it is the final take:
+// admit lets every later refusal through.
+func (l *refusalLimiter) take(now time.Time, last bool) []refusalCount {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.stopped = l.stopped || last
 	var out []refusalCount
 	for k, s := range l.sources {
 		if s.unrecorded > 0 {
@@ -168,13 +177,13 @@ func (g *Gateway) recordRefusal(e audit.Event, via, remote string) {
 }
 
 // reportRefusals writes an event for each source with refusals that were
-// only counted since its last event.
-func (g *Gateway) reportRefusals(now time.Time) {
+// only counted since its last event; see take for last.
+func (g *Gateway) reportRefusals(now time.Time, last bool) {
 	var commit string
 	if pol := g.currentPolicy(); pol != nil {
 		commit = pol.Commit
 	}
-	for _, c := range g.refusals.take(now) {
+	for _, c := range g.refusals.take(now, last) {
 		g.log.Warn("refused unauthenticated callers faster than the audit log records them one by one; counted instead",
 			"via", c.key.via, "source", c.key.source, "refusals", c.n)
 		g.record(audit.Event{Time: now, Action: "auth.refuse", Decision: "deny", PolicyCommit: commit,
@@ -193,9 +202,9 @@ func (g *Gateway) reportRefusalsEvery(interval time.Duration, stop <-chan struct
 	for {
 		select {
 		case now := <-t.C:
-			g.reportRefusals(now)
+			g.reportRefusals(now, false)
 		case <-stop:
-			g.reportRefusals(time.Now())
+			g.reportRefusals(time.Now(), true)
 			return
 		}
 	}
