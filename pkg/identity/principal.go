@@ -25,6 +25,11 @@ func principalFor(pol *policy.Policy, issuer policy.Issuer, claims map[string]an
 	if aerr != nil {
 		return policy.Principal{}, aerr
 	}
+	if issuer.ServicesOnly {
+		// group: names are the users' issuer's: this issuer's "dba" is not
+		// theirs, so its tokens bring no groups.
+		groups = nil
+	}
 	p := policy.Principal{Kind: policy.KindUser, Name: sub, Subject: sub, Issuer: issuer.Name, Groups: groups}
 
 	var matched []string

@@ -520,7 +520,12 @@ func TestVerifyServicesOnlyIssuerNamesNoUsers(t *testing.T) {
 	raw := mint(t, ci.issuer(), "alice", "security")
 	_, err := v.Verify(ctx, pol, raw)
 	mustAuthError(t, err, `the token matches no service account, and issuer "ci" names no users (identity.toml)`, raw)
-	if p, err := v.Verify(ctx, pol, mint(t, ci.issuer(), "etl")); err != nil || p.String() != "service:etl" {
-		t.Errorf("ci's etl: %v, %v; want service:etl", p, err)
+	// Its service accounts bring no groups: group:dba is corp's dba.
+	p, err := v.Verify(ctx, pol, mint(t, ci.issuer(), "etl", "dba"))
+	if err != nil || p.String() != "service:etl" {
+		t.Fatalf("ci's etl: %v, %v; want service:etl", p, err)
+	}
+	if p.Matches("group:dba") || len(p.Groups) != 0 {
+		t.Errorf("ci's etl has groups %v; want none from a services-only issuer", p.Groups)
 	}
 }
