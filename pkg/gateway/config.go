@@ -46,10 +46,10 @@ type Config struct {
 		// pgproxy.DefaultMaxStartups.
 		MaxStartups int `toml:"max_startups"`
 		// AllowCleartextPassword lets the gateway send a target's password
-		// in clear over TLS when the target asks for it (pg_hba.conf
-		// "password", LDAP, PAM, RADIUS). Off by default: the policy
-		// chooses the target's address, and whoever answers there would
-		// read the password. Never without TLS.
+		// in clear over verified TLS (tls = "verify-full") when the target
+		// asks for it (pg_hba.conf "password", LDAP, PAM, RADIUS). Off by
+		// default: the policy chooses the target's address, and whoever
+		// answers there would read the password. Never in other modes.
 		AllowCleartextPassword bool `toml:"allow_cleartext_password"`
 	} `toml:"postgres"`
 }

@@ -63,8 +63,9 @@ type Upstream struct {
 	// "verify-full" (verify the chain against RootCAs and the host name).
 	TLSMode string
 	// AllowCleartextPassword lets the gateway answer a target's request for
-	// the cleartext password over TLS. Without it, and always without TLS,
-	// such a target is refused before the password is sent (fail closed):
+	// the cleartext password over verified TLS (verify-full). Without it,
+	// and always in the other modes, such a target is refused before the
+	// password is sent (fail closed):
 	// the policy chooses a target's address, and a server there that asks
 	// for the password in clear would learn it; SCRAM and md5 never send it.
 	AllowCleartextPassword bool

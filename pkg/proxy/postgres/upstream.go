@@ -123,9 +123,10 @@ func upstreamConfig(u Upstream, client map[string]string) (*pgconn.Config, error
 		// Fail closed: an unknown mode must not silently mean plaintext.
 		return nil, fmt.Errorf("target TLS mode %q is not one of disable, require, verify-full", u.TLSMode)
 	}
-	if !u.AllowCleartextPassword {
+	if !u.AllowCleartextPassword || u.TLSMode != "verify-full" {
 		// Even over TLS: the server at the target's address, which the
-		// policy chose, would read the password.
+		// policy chose, would read the password; and over TLS that is not
+		// verified, so would anyone in the path.
 		cfg.RequireAuth = "!password"
 	}
 	dial := cfg.DialFunc
@@ -178,7 +179,7 @@ func dialUpstream(ctx context.Context, u Upstream, client map[string]string) (*u
 		case cfg.TLSConfig == nil && strings.Contains(msg, cleartextRefused):
 			msg += "; the gateway never sends a password unencrypted: set the target's TLS mode to require or verify-full, or use scram-sha-256 in its pg_hba.conf"
 		case strings.Contains(msg, cleartextRefused):
-			msg += "; the gateway sends a password in clear, even over TLS, only with allow_cleartext_password = true in gateway.toml [postgres]; or use scram-sha-256 in the target's pg_hba.conf"
+			msg += "; the gateway sends a password in clear only over verified TLS (the target's tls = \"verify-full\") and with allow_cleartext_password = true in gateway.toml [postgres]; or use scram-sha-256 in the target's pg_hba.conf"
 		}
 		var pe *pgconn.PgError
 		return nil, &loginError{msg: msg, refused: errors.As(err, &pe)}

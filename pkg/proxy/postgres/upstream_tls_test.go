@@ -187,10 +187,11 @@ func TestUpstreamTLS(t *testing.T) {
 		{"verify-full", withRoots(authUpstream(pg.Addr(), "scram_user", "verify-full"), pg), ""},
 		{"verify-full-md5", withRoots(authUpstream(pg.Addr(), "md5_user", "verify-full"), pg), ""},
 		{"verify-full-trust", withRoots(authUpstream(pg.Addr(), "trust_user", "verify-full"), pg), ""},
-		{"cleartext-password-over-require-allowed", allowCleartext(authUpstream(pg.Addr(), "clear_user", "require")), ""},
 		{"cleartext-password-over-verify-full-allowed", allowCleartext(withRoots(authUpstream(pg.Addr(), "clear_user", "verify-full"), pg)), ""},
 		// The policy chooses the address; a server there must not get the
-		// password in clear unless gateway.toml allows it.
+		// password in clear unless gateway.toml allows it, and nobody may
+		// over TLS that is not verified.
+		{"cleartext-password-over-require-allowed-refused", allowCleartext(authUpstream(pg.Addr(), "clear_user", "require")), "only over verified TLS"},
 		{"cleartext-password-over-require-refused", authUpstream(pg.Addr(), "clear_user", "require"), "allow_cleartext_password = true"},
 		{"cleartext-password-over-verify-full-refused", withRoots(authUpstream(pg.Addr(), "clear_user", "verify-full"), pg), "allow_cleartext_password = true"},
 		{"verify-full-wrong-ca", withPool(authUpstream(pg.Addr(), "scram_user", "verify-full"), freshCA), "certificate signed by unknown authority"},
@@ -303,7 +304,7 @@ func TestUpstreamConfigIgnoresEnvironment(t *testing.T) {
 		{"disable", false, false, "!password"},
 		{"disable", true, false, "!password"},
 		{"require", false, true, "!password"},
-		{"require", true, true, ""},
+		{"require", true, true, "!password"},
 		{"verify-full", false, true, "!password"},
 		{"verify-full", true, true, ""},
 	}
