@@ -135,7 +135,7 @@ func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pg
 		g.log.Error("cannot resolve a target credential", "target", t.Name, "access", grant.Access.String(), "err", err)
 		return unavailable(fmt.Sprintf("the gateway cannot use its credential for target %q; an admin must check the gateway's secrets (see the gateway log)", t.Name))
 	}
-	roots, err := targetRoots(t)
+	roots, err := g.secrets.targetRoots(t)
 	if err != nil {
 		g.log.Error("cannot load a target's CA certificates", "target", t.Name, "err", err)
 		return unavailable(fmt.Sprintf("the gateway cannot read the CA certificates for target %q (tls_ca); an admin must check the file (see the gateway log)", t.Name))
@@ -158,8 +158,9 @@ func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pg
 
 // targetRoots loads the target's tls_ca, or returns nil (the system roots)
 // when it has none. It is read at every session, so a renewed CA file takes
-// effect without a reload.
-func targetRoots(t *policy.Target) (*x509.CertPool, error) {
+// effect without a reload. Like a file: secret it must lie in a directory
+// [secrets] files allows: the policy names it.
+func (r secretRules) targetRoots(t *policy.Target) (*x509.CertPool, error) {
 	if t.TLSCA == "" {
 		return nil, nil
 	}
@@ -168,7 +169,7 @@ func targetRoots(t *policy.Target) (*x509.CertPool, error) {
 	if !ok {
 		return nil, fmt.Errorf("tls_ca %q is not file:PATH", t.TLSCA)
 	}
-	pem, err := readSmallFile(path)
+	pem, err := r.readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("tls_ca: %w", err)
 	}

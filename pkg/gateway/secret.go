@@ -74,23 +74,7 @@ func (r secretRules) resolve(s policy.Secret) (string, error) {
 		}
 		return v, nil
 	case "file":
-		dir, rel, ok := r.fileDir(ref)
-		if !ok {
-			return "", fmt.Errorf("%q is not in a directory gateway.toml lets targets use ([secrets] files = %q); an admin must move the file or add its directory there", s, r.files)
-		}
-		root, err := os.OpenRoot(dir)
-		if err != nil {
-			return "", fmt.Errorf("read secret file %s: %w", ref, err)
-		}
-		defer root.Close()
-		// Within the directory only: os.Root refuses a symbolic link or
-		// ".." that leads out of it.
-		f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-		if err != nil {
-			return "", fmt.Errorf("read secret file %s: %w", ref, err)
-		}
-		defer f.Close()
-		b, err := readSmallRegular(f, ref)
+		b, err := r.readFile(ref)
 		if err != nil {
 			return "", err
 		}
@@ -98,6 +82,31 @@ func (r secretRules) resolve(s policy.Secret) (string, error) {
 	}
 	// The policy loader refuses anything else; fail closed if one slips by.
 	return "", fmt.Errorf("secret reference %q is neither env:NAME nor file:PATH", kind+":…")
+}
+
+// readFile reads the file at p, which a target names (a file: secret or its
+// tls_ca), if it lies in a directory [secrets] files allows. It is opened
+// through os.Root, so neither ".." nor a symbolic link leads out of that
+// directory, and without blocking, and must be a small regular file.
+func (r secretRules) readFile(p string) ([]byte, error) {
+	dir, rel, ok := r.fileDir(p)
+	if !ok {
+		return nil, fmt.Errorf("%q is not in a directory gateway.toml lets targets use ([secrets] files = %q); an admin must move the file or add its directory there", "file:"+p, r.files)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	defer root.Close()
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("read %s: no such file", p)
+		}
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	defer f.Close()
+	return readSmallRegular(f, p)
 }
 
 func (r secretRules) envAllowed(name string) bool {
@@ -142,18 +151,4 @@ func readSmallRegular(f *os.File, name string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: larger than %d KiB", name, maxSecretFile>>10)
 	}
 	return b, nil
-}
-
-// readSmallFile opens p without blocking (opening a FIFO would) and reads
-// it as readSmallRegular does.
-func readSmallFile(p string) ([]byte, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("read %s: no such file", p)
-		}
-		return nil, fmt.Errorf("read %s: %w", p, err)
-	}
-	defer f.Close()
-	return readSmallRegular(f, p)
 }

@@ -23,7 +23,11 @@ func TestTargetRoots(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	pool, err := targetRoots(&policy.Target{Name: "orders", TLS: "verify-full", TLSCA: "file:" + good})
+	rules, err := newSecretRules(nil, []string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := rules.targetRoots(&policy.Target{Name: "orders", TLS: "verify-full", TLSCA: "file:" + good})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +36,7 @@ func TestTargetRoots(t *testing.T) {
 	if _, err := ca.cert.Verify(x509.VerifyOptions{Roots: pool}); err != nil {
 		t.Errorf("the CA from tls_ca does not verify itself: %v", err)
 	}
-	if pool, err := targetRoots(&policy.Target{Name: "orders", TLS: "verify-full"}); pool != nil || err != nil {
+	if pool, err := rules.targetRoots(&policy.Target{Name: "orders", TLS: "verify-full"}); pool != nil || err != nil {
 		t.Errorf("without tls_ca: got %v, %v; want nil (the system roots), nil", pool, err)
 	}
 
@@ -40,9 +44,12 @@ func TestTargetRoots(t *testing.T) {
 		{"missing-file", "file:" + filepath.Join(dir, "nope.pem"), "no such file"},
 		{"no-certificate", "file:" + empty, "holds no PEM certificate"},
 		{"not-a-file-ref", "env:CA", "is not file:PATH"},
+		// The policy names it: a host file outside [secrets] files is not
+		// even opened.
+		{"outside-secrets-files", "file:/etc/hostname", "is not in a directory gateway.toml lets targets use"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pool, err := targetRoots(&policy.Target{Name: "orders", TLS: "verify-full", TLSCA: tc.ref})
+			pool, err := rules.targetRoots(&policy.Target{Name: "orders", TLS: "verify-full", TLSCA: tc.ref})
 			if err == nil || pool != nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, %v; want no pool and an error containing %q", pool, err, tc.want)
 			}
