@@ -69,14 +69,21 @@ func parseProcStat(stat string) (procStat, error) {
 	return procStat{ppid: int(n[0]), own: cpuTime{tick(n[1]), tick(n[2])}, reaped: cpuTime{tick(n[3]), tick(n[4])}}, nil
 }
 
+// readProcStat reads and parses a /proc/PID/stat file.
+func readProcStat(path string) (procStat, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return procStat{}, err
+	}
+	return parseProcStat(string(b))
+}
+
+func statPath(pid int) string { return "/proc/" + strconv.Itoa(pid) + "/stat" }
+
 // procCPU is another process's CPU time from /proc/PID/stat.
 func procCPU(pid int) cpuClock {
 	return func() (cpuTime, error) {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			return cpuTime{}, err
-		}
-		st, err := parseProcStat(string(b))
+		st, err := readProcStat(statPath(pid))
 		return st.own, err
 	}
 }
@@ -87,37 +94,28 @@ func procCPU(pid int) cpuClock {
 // server's CPU time in between, whether its backends lasted the whole
 // interval (pgbouncer's pool) or began and ended in it.
 func serverCPU(postmaster int) cpuClock {
-	read := func() (procStat, error) {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(postmaster) + "/stat")
-		if err != nil {
-			return procStat{}, err
-		}
-		return parseProcStat(string(b))
-	}
 	return func() (cpuTime, error) {
 		// A child reaped while the children are listed would count in
 		// neither part; backends end just as pgbench does, so the reading
 		// is taken again until the reaped time holds still around it.
 		for try := 0; ; try++ {
-			pm, err := read()
+			pm, err := readProcStat(statPath(postmaster))
 			if err != nil {
 				return cpuTime{}, err
 			}
 			total := cpuTime{pm.own.user + pm.reaped.user, pm.own.sys + pm.reaped.sys}
 			stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 			for _, p := range stats {
-				b, err := os.ReadFile(p)
-				if err != nil {
-					continue // ended and reaped since the listing
-				}
-				st, err := parseProcStat(string(b))
+				// An error is a process that ended and was reaped since
+				// the listing: the postmaster's reaped time has it.
+				st, err := readProcStat(p)
 				if err != nil || st.ppid != postmaster {
 					continue
 				}
 				total.user += st.own.user
 				total.sys += st.own.sys
 			}
-			again, err := read()
+			again, err := readProcStat(statPath(postmaster))
 			if err != nil {
 				return cpuTime{}, err
 			}

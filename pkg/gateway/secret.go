@@ -106,7 +106,22 @@ func (r secretRules) readFile(p string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", p, err)
 	}
 	defer f.Close()
-	return readSmallRegular(f, p)
+	// A FIFO or a device would block a login or exhaust memory.
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("read %s: not a regular file (%s)", p, st.Mode().Type())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	if len(b) > maxSecretFile {
+		return nil, fmt.Errorf("read %s: larger than %d KiB", p, maxSecretFile>>10)
+	}
+	return b, nil
 }
 
 func (r secretRules) envAllowed(name string) bool {
@@ -130,25 +145,4 @@ func (r secretRules) fileDir(p string) (dir, rel string, ok bool) {
 		}
 	}
 	return "", "", false
-}
-
-// readSmallRegular reads f, which must be a regular file of at most
-// maxSecretFile bytes: a FIFO or a device would block a login or exhaust
-// memory.
-func readSmallRegular(f *os.File, name string) ([]byte, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("read %s: not a regular file (%s)", name, st.Mode().Type())
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	if len(b) > maxSecretFile {
-		return nil, fmt.Errorf("read %s: larger than %d KiB", name, maxSecretFile>>10)
-	}
-	return b, nil
 }
