@@ -1,5 +1,7 @@
 package identity
 
+import "github.com/gatectl/gatectl/pkg/shown"
+
 // AuthError is a refused token. Reason is short and safe to show to the
 // caller and to record in the audit log ("token expired", "unknown signing
 // key"); it never contains the token or key material. Verify returns it as
@@ -23,19 +25,7 @@ const (
 	reasonNoSubject    = "token has no subject"
 )
 
-// printable shortens an attacker-controlled claim value for a Reason, so a
-// hostile token cannot smuggle a long or multi-line string into the audit log.
-func printable(s string) string {
-	const max = 80
-	out := make([]rune, 0, len(s))
-	for _, r := range s {
-		if len(out) == max {
-			return string(out) + "…"
-		}
-		if r < 0x20 || r == 0x7f {
-			r = '?'
-		}
-		out = append(out, r)
-	}
-	return string(out)
-}
+// printable shortens and escapes an attacker-controlled claim value for a
+// Reason, so a hostile token cannot smuggle a long or multi-line string, or
+// terminal escapes, into the audit log.
+func printable(s string) string { return shown.Cut(s, 80) }

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -527,5 +528,14 @@ func TestVerifyServicesOnlyIssuerNamesNoUsers(t *testing.T) {
 	}
 	if p.Matches("group:dba") || len(p.Groups) != 0 {
 		t.Errorf("ci's etl has groups %v; want none from a services-only issuer", p.Groups)
+	}
+}
+
+// TestRefusalReasonShowsClaimSafely: a claim value quoted in a refusal is
+// cut and has its control characters escaped.
+func TestRefusalReasonShowsClaimSafely(t *testing.T) {
+	got := printable("https://evil\x1b[2K\n" + strings.Repeat("x", 200))
+	if len(got) > 80 || strings.ContainsAny(got, "\x1b\n") || !strings.HasPrefix(got, `https://evil\x1b[2K\n`) {
+		t.Errorf("printable = %q, want at most 80 bytes with escapes", got)
 	}
 }
