@@ -21,8 +21,13 @@ const redacted = "xxxxx"
 // "https://ghp_…@github.com/…", as the password) and so does every query
 // value ("?access_token=…"); the fragment is dropped. A local path or
 // scp-like "git@host:path" is returned as is: its user is an ssh login, not
-// a secret.
+// a secret. But an scp-like user with a colon ("oauth2:glpat-…@host:path",
+// which go-git takes whole as the ssh user) holds a password: its user
+// info becomes "xxxxx" too.
 func RedactSource(source string) string {
+	if user, rest, ok := scpLikeUser(source); ok && strings.Contains(user, ":") {
+		return redacted + "@" + rest
+	}
 	u, err := url.Parse(source)
 	if err != nil {
 		if scheme, _, ok := strings.Cut(source, "://"); ok {
@@ -47,6 +52,25 @@ func RedactSource(source string) string {
 	}
 	u.Fragment, u.RawFragment = "", ""
 	return u.String()
+}
+
+// scpLikeUser splits an scp-like source, user@host:path, into its user and
+// the rest, as go-git reads one: the user runs to the first '@', and the
+// host after it to a ':' with no white space in between. A source with a
+// scheme ("ssh://", "https://") is not scp-like.
+func scpLikeUser(source string) (user, rest string, ok bool) {
+	if strings.Contains(source, "://") {
+		return "", "", false
+	}
+	user, rest, ok = strings.Cut(source, "@")
+	if !ok || user == "" {
+		return "", "", false
+	}
+	host, _, ok := strings.Cut(rest, ":")
+	if !ok || host == "" || strings.ContainsAny(host, " \t\r\n\v\f") {
+		return "", "", false
+	}
+	return user, rest, true
 }
 
 // legacyRedactSource is how clones made before RedactSource hid user names
@@ -84,6 +108,11 @@ func remoteSource(source string, auth transport.AuthMethod) (string, transport.A
 // anywhere, and query values after their key. A user name is not replaced
 // anywhere else: "git" would mangle the rest of the message.
 func sourceScrubber(source string) *strings.Replacer {
+	if user, _, ok := scpLikeUser(source); ok && strings.Contains(user, ":") {
+		// The ssh transport may echo the user, password and all.
+		_, password, _ := strings.Cut(user, ":")
+		return strings.NewReplacer(source, RedactSource(source), user, redacted, password, redacted)
+	}
 	u, err := url.Parse(source)
 	if err != nil || u.Scheme == "" {
 		return strings.NewReplacer()

@@ -35,6 +35,9 @@ func TestRedactSource(t *testing.T) {
 		{"unparsable-url", "https://" + secret + "@host:port/repo", "https://xxxxx"},
 		{"plain-https", "https://host/org/repo.git", "https://host/org/repo.git"},
 		{"scp-like", "git@github.com:org/repo.git", "git@github.com:org/repo.git"},
+		{"scp-like-password", "oauth2:" + secret + "@gitlab.com:org/repo.git", "xxxxx@gitlab.com:org/repo.git"},
+		{"scp-like-port", "git:" + secret + "@host:2222/repo", "xxxxx@host:2222/repo"},
+		{"local-path-with-at", "/srv/policy@2024", "/srv/policy@2024"},
 		{"local-path", "/srv/policy", "/srv/policy"},
 		{"file-url", "file:///srv/policy", "file:///srv/policy"},
 	}
@@ -60,6 +63,8 @@ func TestSourceScrubber(t *testing.T) {
 			`Get "https://` + secret + `:***@host/repo/info/refs": EOF`},
 		{"whole-source", "https://u:" + secret + "@host/repo", "invalid endpoint: https://u:" + secret + "@host/repo"},
 		{"escaped-password", "https://u:" + secret + "%2F@host/repo", "https://u:" + secret + "%2F@host/repo: refused"},
+		{"scp-like-password", "oauth2:" + secret + "@host:org/repo",
+			"ssh: handshake failed for oauth2:" + secret + "@host:22: unable to authenticate"},
 		{"query", "https://host/repo?access_token=" + secret,
 			`Get "https://host/repo?access_token=` + secret + `/info/refs?service=git-upload-pack": 404`},
 	}
@@ -152,6 +157,9 @@ func TestCredentialsNeverShown(t *testing.T) {
 	}{
 		{"token-as-user-unreachable", func(t *testing.T, u *upstream) (string, []byte) {
 			return "https://" + secret + "@" + closed(t) + "/policy", nil
+		}, true},
+		{"scp-like-password-unreachable", func(t *testing.T, u *upstream) (string, []byte) {
+			return "oauth2:" + secret + "@" + closed(t) + "/policy", nil
 		}, true},
 		{"token-in-query-unreachable", func(t *testing.T, u *upstream) (string, []byte) {
 			return "https://" + closed(t) + "/policy?access_token=" + secret, nil
