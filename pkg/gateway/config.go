@@ -33,6 +33,9 @@ type Config struct {
 		Source string   `toml:"source"` // path, file://, https:// or ssh URL
 		Branch string   `toml:"branch"`
 		Poll   duration `toml:"poll"`
+		// FetchTimeout bounds one fetch of the source; 0 means
+		// repo.DefaultFetchTimeout.
+		FetchTimeout duration `toml:"fetch_timeout"`
 	} `toml:"policy"`
 	// Secrets says which secrets a policy's targets may name (see
 	// secretRules): nil lists take the defaults.
@@ -89,7 +92,7 @@ func LoadConfig(path string) (*Config, error) {
 			keys[i] = k.String()
 		}
 		sort.Strings(keys)
-		return nil, fmt.Errorf("%s: unknown key %s (valid: dev, data_dir, listen.api, listen.postgres, tls.cert, tls.key, policy.source, policy.branch, policy.poll, postgres.max_startups, postgres.allow_cleartext_password, secrets.env, secrets.files)", path, strings.Join(keys, ", "))
+		return nil, fmt.Errorf("%s: unknown key %s (valid: dev, data_dir, listen.api, listen.postgres, tls.cert, tls.key, policy.source, policy.branch, policy.poll, policy.fetch_timeout, postgres.max_startups, postgres.allow_cleartext_password, secrets.env, secrets.files)", path, strings.Join(keys, ", "))
 	}
 	return &c, nil
 }

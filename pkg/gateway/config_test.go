@@ -1,10 +1,15 @@
 package gateway
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestConfigMaxStartups(t *testing.T) {
@@ -53,5 +58,56 @@ func TestConfigAllowCleartextPassword(t *testing.T) {
 		if c.Postgres.AllowCleartextPassword != want {
 			t.Errorf("%q: allow_cleartext_password = %v, want %v", text, c.Postgres.AllowCleartextPassword, want)
 		}
+	}
+}
+
+// TestConfigFetchTimeout: policy.fetch_timeout reaches the policy
+// follower, so a repository that accepts connections and never answers
+// fails the start within it rather than after the default two minutes.
+func TestConfigFetchTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered, until the test ends
+		}
+	}()
+	path := filepath.Join(t.TempDir(), "gateway.toml")
+	text := fmt.Sprintf("dev = true\ndata_dir = %q\n[listen]\napi = \"127.0.0.1:0\"\npostgres = \"off\"\n[policy]\nsource = \"http://%s/policy.git\"\nfetch_timeout = \"1s\"\n",
+		t.TempDir(), ln.Addr())
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(*cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = g.start(ctx)
+	if err == nil || !strings.Contains(err.Error(), "within 1s") {
+		t.Fatalf("start = %v; want the fetch to give up within 1s", err)
+	}
+}
+
+func TestConfigFetchTimeoutMustBePositive(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gateway.toml")
+	if err := os.WriteFile(path, []byte("[policy]\nfetch_timeout = \"0s\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), "not a positive duration") {
+		t.Fatalf("LoadConfig = %v; want a positive duration asked for", err)
 	}
 }

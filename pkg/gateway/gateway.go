@@ -206,11 +206,12 @@ func (g *Gateway) start(ctx context.Context) error {
 	g.ident = identity.NewVerifier(identity.Options{HTTPClient: httpClient, Dev: g.dev})
 
 	g.policy = repo.NewFollower(repo.Options{
-		Source:   g.cfg.Policy.Source,
-		Branch:   g.cfg.Policy.Branch,
-		Dir:      filepath.Join(g.cfg.DataDir, "policy.git"),
-		Interval: time.Duration(g.cfg.Policy.Poll),
-		Logger:   g.log,
+		Source:       g.cfg.Policy.Source,
+		Branch:       g.cfg.Policy.Branch,
+		Dir:          filepath.Join(g.cfg.DataDir, "policy.git"),
+		Interval:     time.Duration(g.cfg.Policy.Poll),
+		FetchTimeout: time.Duration(g.cfg.Policy.FetchTimeout),
+		Logger:       g.log,
 	}, loadPolicy, g.onPolicyEvent)
 	// Set before the API serves, as its handlers and the refusal reports
 	// read g.policy; started (fetching) once the API serves.
