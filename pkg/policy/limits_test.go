@@ -104,7 +104,7 @@ func TestLoadErrorBounds(t *testing.T) {
 		files["grants/\xff.toml"] = "y = 1\n"
 		got := loadProblems(t, mapFS(files)).Error()
 		// fs.FS paths must be UTF-8: the second file cannot be read.
-		want := "grants/\\x1b[2J\\nfake.toml:1: unknown key \"x\"\ngrants/\\xff.toml: cannot read the file: lstat grants/\\xff.toml: file does not exist"
+		want := "grants/\\x1b[2J\\nfake.toml:1: unknown key \"x\"\ngrants/\\xff.toml: file name is not valid UTF-8; rename the file: policy file names must be UTF-8"
 		if got != want {
 			t.Errorf("got:\n%s\nwant:\n%s", got, want)
 		}

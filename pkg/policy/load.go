@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 )
@@ -138,6 +139,10 @@ func (l *loader) list(dir string) []string {
 		}
 		name := dir + "/" + e.Name()
 		switch t := e.Type(); {
+		case !utf8.ValidString(e.Name()):
+			// fs.FS paths are UTF-8: no file system could open it, and
+			// "does not exist" would puzzle its author.
+			l.problems.add(name, 0, "file name is not valid UTF-8; rename the file: policy file names must be UTF-8")
 		case t&fs.ModeSymlink != 0:
 			l.problems.add(name, 0, "is a symbolic link; policy files must be real files in the repository")
 		case !t.IsRegular():
