@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"time"
 )
 
@@ -204,6 +205,10 @@ func (s *session) failPipeline(h *entry, code string) {
 		h.errCode = code
 	case entryBind:
 		s.bindErr = &bindError{portal: h.portal, code: code}
+		// A failed Bind of a named portal leaves the portal of that name
+		// as it was. One of the unnamed portal may have dropped the one
+		// before it or not, depending on how far the target got.
+		s.bindFailed(h, h.portal == "")
 	}
 	// A Parse failed when its own answer is the error: an allowed one, or
 	// a refused one whose injected Bind never completed. The target keeps
@@ -245,6 +250,9 @@ func (s *session) skipDiscarded() {
 		}
 		if h.kind == entryParse || h.kind == entryRefusedParse || h.kind == entryClose {
 			s.revert(h) // the target never saw this Parse or Close
+		}
+		if h.kind == entryBind {
+			s.bindFailed(h, false) // nor this Bind
 		}
 		h.executed = false
 		s.finish(h)
@@ -331,7 +339,58 @@ func (s *session) onReadyForQuery(status byte) {
 func (s *session) endedTransaction(h *entry, status byte) {
 	if status == 'I' && h.at > 0 {
 		s.portalsDead.Store(h.at)
+		// The portals are gone, and so is any Execute of them.
+		if s.failedBinds != nil {
+			s.failedBinds = nil // a map keeps its size after deletes
+		}
+		s.failedBindsLost = false
 	}
+}
+
+// bindFailed notes that the Bind h did not take effect on the target:
+// its portal holds what it held before (h.prevPortal), or, with unknown,
+// something the gateway cannot tell.
+func (s *session) bindFailed(h *entry, unknown bool) {
+	if len(s.failedBinds) >= maxPortals {
+		s.failedBindsLost = true
+		return
+	}
+	if s.failedBinds == nil {
+		s.failedBinds = make(map[uint64]portalRec)
+	}
+	prev := h.prevPortal
+	if unknown {
+		prev = portalRec{}
+	}
+	s.failedBinds[h.at] = prev
+}
+
+// boundStatement returns the text and verdict of the statement that the
+// Execute e ran. The client side took them from the last Bind of e's
+// portal; when the target refused or skipped that Bind, and a rollback to
+// a savepoint then let the Execute run, it ran the portal from before the
+// Bind, and the audit must name that one. ok is false when the gateway
+// cannot tell which: the Bind's portal was unnamed, or the session lost
+// track.
+func (s *session) boundStatement(e *entry) (text string, verdict Verdict, ok bool) {
+	text, verdict = e.text, e.verdict
+	if !e.executed || e.bindAt == 0 {
+		return text, verdict, true
+	}
+	at := e.bindAt
+	for range len(s.failedBinds) + 1 {
+		prev, failed := s.failedBinds[at]
+		switch {
+		case !failed && s.failedBindsLost:
+			return "", Verdict{}, false
+		case !failed:
+			return text, verdict, true
+		case prev.info == nil:
+			return "", Verdict{}, false
+		}
+		text, verdict, at = prev.info.text, prev.info.verdict, prev.at
+	}
+	return "", Verdict{}, false
 }
 
 // finish reports a statement entry to the observer.
@@ -349,11 +408,20 @@ func (s *session) finish(e *entry) {
 	default:
 		return
 	}
+	text, verdict := e.text, e.verdict
+	if e.kind == entryExecute && e.bindAt != 0 && e.executed && (s.failedBinds != nil || s.failedBindsLost) {
+		var ok bool
+		if text, verdict, ok = s.boundStatement(e); !ok {
+			// It ran a statement allowed when its portal was bound.
+			text = fmt.Sprintf("-- Execute of portal %q, whose last Bind did not take effect: the gateway cannot tell which earlier Bind of it ran", e.portal)
+			verdict = Verdict{Allow: true}
+		}
+	}
 	s.report(StatementEvent{
 		Kind:       kind,
-		Text:       e.text,
-		Allowed:    e.verdict.Allow,
-		Verdict:    e.verdict,
+		Text:       text,
+		Allowed:    verdict.Allow,
+		Verdict:    verdict,
 		CommandTag: e.tag,
 		Rows:       e.rows,
 		ErrorCode:  e.errCode,

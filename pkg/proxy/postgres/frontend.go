@@ -96,6 +96,9 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 		s.queue.push(entry{kind: entrySync, copyMaybe: s.copyMaybe, at: s.msgNo})
 		s.segs++
 		clear(s.skippedNow)
+		if s.skippedPortals != nil {
+			s.skippedPortals = nil // a map keeps its size after deletes
+		}
 		s.sweepClosing()
 		return s.fe.forward(n)
 	case 'D':
@@ -312,8 +315,9 @@ func (s *session) onBind(n int) error {
 		// A Parse of this name failed earlier in this pipeline step, so
 		// the target skips everything up to the Sync, this Bind included:
 		// pass it on unchanged, for the target to skip.
+		prev := s.stmts.portal(portal)
 		s.stmts.bind(portal, portalRec{info: skippedBind, at: s.msgNo, read: s.readNo()})
-		s.queue.push(entry{kind: entryBind, portal: string(portal)})
+		s.queue.push(entry{kind: entryBind, portal: string(portal), at: s.msgNo, prevPortal: prev})
 		return s.fe.write(msg)
 	}
 	if info == nil {
@@ -338,11 +342,12 @@ func (s *session) onBind(n int) error {
 		// step needs no answer: if the Parse fails, the target skips it.
 		return &refusedSessionError{msg: fmt.Sprintf("Bind of prepared statement %q, which a Parse before an earlier Sync replaced and the target has not confirmed yet: the gateway cannot tell which statement it would run; wait for the Parse's answer before binding, or reconnect", name)}
 	}
+	prev := s.stmts.portal(portal)
 	if !s.stmts.bind(portal, portalRec{info: info, at: s.msgNo, read: s.readNo()}) {
 		return &refusedSessionError{code: codeProgramLimitExceeded,
 			msg: fmt.Sprintf("the session holds %d named portals; close some (Close, or end the transaction) or reconnect", maxPortals)}
 	}
-	s.queue.push(entry{kind: entryBind, portal: string(portal)})
+	s.queue.push(entry{kind: entryBind, portal: string(portal), at: s.msgNo, prevPortal: prev})
 	if info.verdict.Allow {
 		return s.fe.write(msg)
 	}
@@ -379,7 +384,7 @@ func (s *session) onExecute(n int) error {
 		}
 	}
 	e := entry{kind: entryExecute, portal: string(portal), start: time.Now(),
-		text: rec.info.text, verdict: rec.info.verdict}
+		text: rec.info.text, verdict: rec.info.verdict, bindAt: rec.at}
 	s.copyIn, s.copyInQuery = rec.info.verdict.Allow && rec.info.verdict.CopyIn, false
 	s.queue.push(e)
 	return s.fe.write(msg)
@@ -387,10 +392,10 @@ func (s *session) onExecute(n int) error {
 
 // forwardSkipped forwards a Bind, Execute, Describe or Close that the
 // target will skip: an earlier request of the same pipeline step failed,
-// and the client has not sent the step's Sync yet. A Close removes nothing
-// from the record, as it removes nothing on the target. It takes no queue
-// entry, so a long batch after an early error costs the gateway nothing per
-// message;
+// and the client has not sent the step's Sync yet. A Close or Bind changes
+// nothing in the record, as it changes nothing on the target. It takes no
+// queue entry, so a long batch after an early error costs the gateway
+// nothing per message;
 // an Execute is audited at once as not run, with the text its portal was
 // last bound to (by a Bind that may have been skipped too: the audit names
 // what the client asked for).
@@ -400,6 +405,9 @@ func (s *session) forwardSkipped(typ byte, n int) error {
 		msg, portal, rec, err := s.readExecute(n)
 		if err != nil {
 			return err
+		}
+		if skipped, ok := s.skippedPortals[string(portal)]; ok {
+			rec = skipped
 		}
 		e := StatementEvent{Kind: KindExecute, Start: time.Now()}
 		if rec.info != nil {
@@ -426,8 +434,12 @@ func (s *session) forwardSkipped(typ byte, n int) error {
 		if info == nil {
 			info = skippedBind
 		}
-		s.sweepPortals()
-		s.stmts.bind(portal, portalRec{info: info, at: s.msgNo, read: s.readNo()})
+		if _, ok := s.skippedPortals[string(portal)]; ok || len(s.skippedPortals) < maxPortals {
+			if s.skippedPortals == nil {
+				s.skippedPortals = make(map[string]portalRec)
+			}
+			s.skippedPortals[string(portal)] = portalRec{info: info, at: s.msgNo, read: s.readNo()}
+		}
 		return s.fe.write(msg)
 	}
 	return s.fe.forward(n)

@@ -63,8 +63,11 @@ type entry struct {
 	stmt, prev   *stmtInfo
 	closesPortal bool
 	prevPortal   portalRec
-	// at is the client message number (session.msgNo) of a Sync or Query.
-	at uint64
+	// at is the client message number (session.msgNo) of a Sync, Query
+	// or Bind. A Bind also keeps in prevPortal the record of its portal
+	// before it, and an Execute in bindAt the at of the Bind that made
+	// the record it ran from (0 for none).
+	at, bindAt uint64
 	// seg is the number of Syncs the client had sent before this request
 	// (session.segs): a Sync's own seg is that of the step it ends.
 	seg uint64

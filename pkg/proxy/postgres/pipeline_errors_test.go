@@ -261,6 +261,57 @@ func testPipelineErrorEvents(t *testing.T, plain bool) {
 			{msgs{&P{Name: "bad", Query: "SELEC oops"}, &P{Query: "SELECT 'u-new'"}, &S{}}, "ready", 1},
 			{msgs{&P{Query: "SELECT 'u-new'"}, &B{}, &E{}, &S{}}, "ready", 1}},
 			[]pev{{X, "SELECT 'u-new'", "", true, true}}},
+		// A Bind the target refuses (42P03: the portal exists) or skips
+		// leaves the portal as it was; once ROLLBACK TO SAVEPOINT ends the
+		// failed state, an Execute of it runs the first statement bound,
+		// and the audit must name that one, not the benign one of the
+		// failed Bind.
+		{"duplicate-portal-bind-then-savepoint-rollback", []step{
+			{msgs{&Q{String: "BEGIN"}}, "ready", 1},
+			{msgs{&P{Name: "sv1a", Query: "SELECT 'sv1-ran'"}, &P{Name: "sv1b", Query: "SELECT 'sv1-benign'"}, &B{DestinationPortal: "pv1", PreparedStatement: "sv1a"}, &S{}}, "ready", 1},
+			{msgs{&Q{String: "SAVEPOINT sv1"}}, "ready", 1},
+			{msgs{&B{DestinationPortal: "pv1", PreparedStatement: "sv1b"}, &S{}}, "ready", 1},
+			{msgs{&Q{String: "ROLLBACK TO SAVEPOINT sv1"}}, "ready", 1},
+			{msgs{&E{Portal: "pv1"}, &S{}}, "ready", 1},
+			{msgs{&Q{String: "COMMIT"}}, "ready", 1}},
+			[]pev{{Qk, "BEGIN", "", true, true}, {Qk, "SAVEPOINT sv1", "", true, true}, {Qk, "ROLLBACK TO SAVEPOINT sv1", "", true, true},
+				{X, "SELECT 'sv1-ran'", "", true, true}, {Qk, "COMMIT", "", true, true}}},
+		{"skipped-portal-bind-then-savepoint-rollback", []step{
+			{msgs{&Q{String: "BEGIN"}}, "ready", 1},
+			{msgs{&P{Name: "sv2a", Query: "SELECT 'sv2-ran'"}, &P{Name: "sv2b", Query: "SELECT 'sv2-benign'"}, &B{DestinationPortal: "pv2", PreparedStatement: "sv2a"}, &S{}}, "ready", 1},
+			{msgs{&Q{String: "SAVEPOINT sv2"}}, "ready", 1},
+			{msgs{&P{Query: "SELEC oops sv2"}, &B{DestinationPortal: "pv2", PreparedStatement: "sv2b"}, &S{}}, "ready", 1},
+			{msgs{&Q{String: "ROLLBACK TO SAVEPOINT sv2"}}, "ready", 1},
+			{msgs{&E{Portal: "pv2"}, &S{}}, "ready", 1},
+			{msgs{&Q{String: "COMMIT"}}, "ready", 1}},
+			[]pev{{Qk, "BEGIN", "", true, true}, {Qk, "SAVEPOINT sv2", "", true, true}, {Qk, "ROLLBACK TO SAVEPOINT sv2", "", true, true},
+				{X, "SELECT 'sv2-ran'", "", true, true}, {Qk, "COMMIT", "", true, true}}},
+		// The same with the Bind sent after the error reached the client
+		// (Flush): the gateway knows the target skips it as it forwards it.
+		{"bind-forwarded-skipped-then-savepoint-rollback", []step{
+			{msgs{&Q{String: "BEGIN"}}, "ready", 1},
+			{msgs{&P{Name: "sv3a", Query: "SELECT 'sv3-ran'"}, &P{Name: "sv3b", Query: "SELECT 'sv3-benign'"}, &B{DestinationPortal: "pv3", PreparedStatement: "sv3a"}, &S{}}, "ready", 1},
+			{msgs{&Q{String: "SAVEPOINT sv3"}}, "ready", 1},
+			{msgs{&P{Query: "SELEC oops sv3"}, &F{}}, "error", 1},
+			{msgs{&B{DestinationPortal: "pv3", PreparedStatement: "sv3b"}, &E{Portal: "pv3"}, &S{}}, "ready", 1},
+			{msgs{&Q{String: "ROLLBACK TO SAVEPOINT sv3"}}, "ready", 1},
+			{msgs{&E{Portal: "pv3"}, &S{}}, "ready", 1},
+			{msgs{&Q{String: "COMMIT"}}, "ready", 1}},
+			[]pev{{Qk, "BEGIN", "", true, true}, {Qk, "SAVEPOINT sv3", "", true, true}, {X, "SELECT 'sv3-benign'", "", false, true},
+				{Qk, "ROLLBACK TO SAVEPOINT sv3", "", true, true}, {X, "SELECT 'sv3-ran'", "", true, true}, {Qk, "COMMIT", "", true, true}}},
+		// A failed Bind of the unnamed portal may or may not have dropped
+		// the one before (42P03 cannot happen, but a bad parameter is
+		// found after the old portal is dropped): the audit says it
+		// cannot tell, rather than name either statement.
+		{"unnamed-portal-bind-fails-then-savepoint-rollback", []step{
+			{msgs{&Q{String: "BEGIN"}}, "ready", 1},
+			{msgs{&P{Name: "sv4a", Query: "SELECT 'sv4-ran'"}, &P{Name: "sv4b", Query: "SELECT $1::int AS sv4"}, &P{Name: "sp4", Query: "SAVEPOINT sv4"},
+				&B{PreparedStatement: "sv4a"}, &B{DestinationPortal: "psp4", PreparedStatement: "sp4"}, &E{Portal: "psp4"}, &S{}}, "ready", 1},
+			{msgs{&B{PreparedStatement: "sv4b", Parameters: [][]byte{[]byte("4")}}, &B{PreparedStatement: "sv4b", Parameters: [][]byte{[]byte("x")}}, &S{}}, "ready", 1},
+			{msgs{&P{Name: "rb4", Query: "ROLLBACK TO SAVEPOINT sv4"}, &B{DestinationPortal: "prb4", PreparedStatement: "rb4"}, &E{Portal: "prb4"}, &E{}, &S{}}, "ready", 1},
+			{msgs{&Q{String: "COMMIT"}}, "ready", 1}},
+			[]pev{{Qk, "BEGIN", "", true, true}, {X, "SAVEPOINT sv4", "", true, true}, {X, "ROLLBACK TO SAVEPOINT sv4", "", true, true},
+				{X, `-- Execute of portal "", whose last Bind did not take effect: the gateway cannot tell which earlier Bind of it ran`, "34000", true, true}, {Qk, "COMMIT", "", true, true}}},
 		// libpq's PQexecParams + PQputCopyEnd: Sync after Execute, then CopyDone and Sync again.
 		{"copy-libpq-style", []step{
 			{msgs{&P{Query: "COPY scratch FROM STDIN"}, &B{}, &D{ObjectType: 'P'}, &E{}, &S{}}, "copyin", 1},

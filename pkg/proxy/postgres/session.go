@@ -76,6 +76,11 @@ type session struct {
 	// current pipeline step.
 	pendingReverts []stmtRevert
 	skippedNow     map[string]bool
+	// skippedPortals are the Binds forwardSkipped sent in the client's
+	// current pipeline step, which the target skips: the step's skipped
+	// Executes are audited with what they asked for, and the portal
+	// record keeps what the target holds.
+	skippedPortals map[string]portalRec
 	scratch        []byte
 	lastQuery      string
 	// statements and refused count the statement events reported (see
@@ -100,6 +105,14 @@ type session struct {
 	// still come (target goroutine).
 	discarding bool
 	bindErr    *bindError
+	// failedBinds holds, by their client message number, the Binds the
+	// target refused or skipped in the open transaction, each with the
+	// record of its portal before it: what an Execute of the portal runs
+	// once a savepoint's rollback lets it (see session.boundStatement).
+	// failedBindsLost is set when there were more than maxPortals of
+	// them (target goroutine).
+	failedBinds     map[uint64]portalRec
+	failedBindsLost bool
 	// targetFatal is set once the target sent a FATAL error (target
 	// goroutine).
 	targetFatal bool
