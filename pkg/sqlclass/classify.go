@@ -112,6 +112,11 @@ func Classify(sql string) (*Result, error) {
 	if strings.IndexByte(sql, 0) >= 0 {
 		return nil, errors.New("statement contains a NUL byte and cannot be classified; remove it")
 	}
+	// Fail closed, and before the parser: a tree too deep for it to write
+	// out would crash the process.
+	if err := checkDepth(sql); err != nil {
+		return nil, err
+	}
 	tree, err := parse(sql)
 	if err != nil {
 		// Fail closed: what PostgreSQL's own grammar rejects is refused.
