@@ -6,12 +6,16 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/gatectl/gatectl/pkg/audit"
 )
 
 // recordingConn keeps every byte read from the wrapped connection.
@@ -148,6 +152,28 @@ func TestCredentialNeverLeaks(t *testing.T) {
 			}
 			if !strings.Contains(pe.Message, "could not log in") {
 				t.Errorf("sslmode=%s: got message %q, want a generic \"could not log in\"", sslmode, pe.Message)
+			}
+			// The session id the client is shown finds the failure in the
+			// audit log, which names neither password.
+			m := regexp.MustCompile(`session (s-[0-9a-f]+)`).FindStringSubmatch(pe.Hint)
+			if m == nil {
+				t.Fatalf("sslmode=%s: hint %q names no session", sslmode, pe.Hint)
+			}
+			var found *audit.Event
+			for deadline := time.Now().Add(10 * time.Second); found == nil && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				for _, e := range auditEvents(t, url.Values{"session": {m[1]}}) {
+					if e.Action == "session.refuse" {
+						found = &e
+					}
+				}
+			}
+			switch {
+			case found == nil:
+				t.Errorf("sslmode=%s: no session.refuse event for session %s", sslmode, m[1])
+			case found.Decision != "error" || found.Principal != etl.principal || !strings.Contains(found.Reason, "check the gateway's credential"):
+				t.Errorf("sslmode=%s: got event %+v, want an error naming the principal and the credential", sslmode, *found)
+			case strings.Contains(fmt.Sprint(*found), "e2e-wrong-password") || strings.Contains(fmt.Sprint(*found), os.Getenv("ORDERS_RO_PASSWORD")):
+				t.Errorf("sslmode=%s: the event holds a password: %+v", sslmode, *found)
 			}
 		}
 	})

@@ -367,6 +367,15 @@ func (o *pgObserver) SessionStart(s pgproxy.SessionInfo) {
 		Session: s.ID, PolicyCommit: o.commit, Reason: o.reason, Detail: d})
 }
 
+// TargetLoginFailed audits a session that ended before it started: the
+// gateway could not log in to the target. The client was shown the
+// session id, which finds this event.
+func (o *pgObserver) TargetLoginFailed(s pgproxy.SessionInfo, reason string) {
+	d := map[string]string{"grant": s.GrantID, "access": s.Access, "remote": addrString(s.Remote), "tls": strconv.FormatBool(s.TLS)}
+	o.g.record(audit.Event{Time: s.Start, Action: "session.refuse", Decision: "error", Principal: s.Principal, Target: s.Target,
+		Session: s.ID, PolicyCommit: o.commit, Reason: "gateway could not log in to the target: " + reason, Detail: d})
+}
+
 func (o *pgObserver) Statement(e pgproxy.StatementEvent) {
 	// The relay's thread pays only for copying e: the audit log formats
 	// the Detail entries when it seals the event.

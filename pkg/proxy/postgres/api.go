@@ -138,6 +138,14 @@ type Observer interface {
 	SessionEnd(SessionStats)
 }
 
+// LoginFailureObserver is an Observer that is also told when the gateway
+// authenticated a client but could not log in to its target, so that the
+// session id the client is shown can be found. reason says why, as the
+// client is told; it holds no credential.
+type LoginFailureObserver interface {
+	TargetLoginFailed(info SessionInfo, reason string)
+}
+
 // SessionInfo describes a session once the target accepted the gateway's login.
 type SessionInfo struct {
 	ID, Principal, Target, GrantID, Access string

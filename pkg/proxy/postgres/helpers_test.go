@@ -131,6 +131,8 @@ type recorder struct {
 	starts []SessionInfo
 	stmts  []StatementEvent
 	ends   chan SessionStats
+	// loginFailures are "session id: reason" of TargetLoginFailed.
+	loginFailures []string
 }
 
 func newRecorder() *recorder { return &recorder{ends: make(chan SessionStats, 64)} }
@@ -148,6 +150,12 @@ func (r *recorder) Statement(e StatementEvent) {
 }
 
 func (r *recorder) SessionEnd(s SessionStats) { r.ends <- s }
+
+func (r *recorder) TargetLoginFailed(i SessionInfo, reason string) {
+	r.mu.Lock()
+	r.loginFailures = append(r.loginFailures, i.ID+": "+reason)
+	r.mu.Unlock()
+}
 
 func (r *recorder) statements() []StatementEvent {
 	r.mu.Lock()

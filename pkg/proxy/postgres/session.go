@@ -270,13 +270,17 @@ func (s *Server) startSession(t *tracked, n negotiated, r *bufio.Reader, w *bufi
 	if err != nil {
 		cancel()
 		log.Warn("target login failed", "target_address", plan.Upstream.Address, "target_user", plan.Upstream.User, "err", err)
-		hint := "the target did not answer (down or unreachable); try again later (session " + plan.ID + ")"
-		if le := (*loginError)(nil); errors.As(err, &le) && le.refused {
-			hint = "the target refused the gateway's login; ask the target's owner to check the gateway's credential (session " + plan.ID + ")"
+		hint := "the gateway could not reach the target; try again later"
+		if le := (*loginError)(nil); errors.As(err, &le) {
+			hint = le.hint()
+		}
+		if o, ok := plan.Observer.(LoginFailureObserver); ok {
+			o.TargetLoginFailed(SessionInfo{ID: plan.ID, Principal: plan.Principal, Target: plan.Target, GrantID: plan.GrantID,
+				Access: plan.Access, Remote: n.conn.RemoteAddr(), TLS: n.tls, ApplicationName: p.params["application_name"], Start: time.Now()}, hint)
 		}
 		return nil, &clientError{Code: codeCannotConnect,
 			Msg:  fmt.Sprintf("gateway could not log in to target %q", plan.Target),
-			Hint: hint}
+			Hint: hint + " (session " + plan.ID + ")"}
 	}
 	sess := &session{
 		srv: s, plan: plan, log: log, client: n.conn, up: up, ctx: ctx, cancel: cancel,

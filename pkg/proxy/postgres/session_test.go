@@ -126,6 +126,27 @@ func TestPlaintext(t *testing.T) {
 	}
 }
 
+// TestTargetLoginFailureHints: the hint says what to do about the
+// target's refusal, by its SQLSTATE, not always "check the credential";
+// and the observer hears of it under the session id the client is shown.
+func TestTargetLoginFailureHints(t *testing.T) {
+	pg := needPG(t)
+	up := Upstream{Address: pg.Addr(), Database: "no_such_database", User: "orders_rw", Password: rwPassword, TLSMode: "disable"}
+	g := startGateway(t, gatewayOptions{upstream: &up})
+	_, err := pgx.ConnectConfig(context.Background(), g.pgxConfig(t, goodToken, "require", &syncBuffer{}))
+	pe := (*pgconn.PgError)(nil)
+	if !errors.As(err, &pe) || pe.Code != codeCannotConnect || !strings.Contains(pe.Hint, "database does not exist") {
+		t.Fatalf("got %v, want 08001 with a hint that the target's database does not exist", err)
+	}
+	g.rec.mu.Lock()
+	failures := g.rec.loginFailures
+	g.rec.mu.Unlock()
+	if len(failures) != 1 || !strings.Contains(pe.Hint, "(session "+strings.SplitN(failures[0], ":", 2)[0]+")") ||
+		!strings.Contains(failures[0], "database does not exist") {
+		t.Errorf("observer heard %q; want one failure under the session id of hint %q", failures, pe.Hint)
+	}
+}
+
 func TestTargetLoginFailureIsGeneric(t *testing.T) {
 	pg := needPG(t)
 	up := Upstream{Address: pg.Addr(), Database: "orders", User: "orders_rw", Password: badUpPassword, TLSMode: "disable"}

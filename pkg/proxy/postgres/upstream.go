@@ -157,8 +157,25 @@ func upstreamConfig(u Upstream, client map[string]string) (*pgconn.Config, error
 type loginError struct {
 	msg string
 	// refused is set when the target answered and refused the login
-	// (its credential, database or pg_hba.conf), rather than not answering.
+	// (its credential, database or pg_hba.conf), rather than not answering;
+	// code is then its SQLSTATE.
 	refused bool
+	code    string
+}
+
+// hint says what to do about a failed login, for the client.
+func (e *loginError) hint() string {
+	switch {
+	case !e.refused:
+		return "the target did not answer (down or unreachable); try again later"
+	case e.code == "28P01" || e.code == "28000":
+		return "the target refused the gateway's login; ask the target's owner to check the gateway's credential"
+	case e.code == "53300" || e.code == "57P03" || e.code == "53000":
+		return "the target is at its connection limit or not accepting connections yet; try again later"
+	case e.code == "3D000":
+		return "the target's database does not exist; ask the policy's owner to check the target's database"
+	}
+	return "the target refused the gateway's login (SQLSTATE " + e.code + "); the gateway's log has the target's message"
 }
 
 func (e *loginError) Error() string { return e.msg }
@@ -181,8 +198,11 @@ func dialUpstream(ctx context.Context, u Upstream, client map[string]string) (*u
 		case strings.Contains(msg, cleartextRefused):
 			msg += "; the gateway sends a password in clear only over verified TLS (the target's tls = \"verify-full\") and with allow_cleartext_password = true in gateway.toml [postgres]; or use scram-sha-256 in the target's pg_hba.conf"
 		}
-		var pe *pgconn.PgError
-		return nil, &loginError{msg: msg, refused: errors.As(err, &pe)}
+		le := &loginError{msg: msg}
+		if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) {
+			le.refused, le.code = true, pe.Code
+		}
+		return nil, le
 	}
 	// pgconn may still have a background read in progress (it starts one
 	// when a write of the login is slow, which a loaded machine makes
