@@ -356,10 +356,15 @@ type pgObserver struct {
 	reason            string // the caller's --reason, if any
 }
 
-func (o *pgObserver) SessionStart(s pgproxy.SessionInfo) {
-	d := map[string]string{
+// sessionDetail is the Detail of the event that starts or refuses session s.
+func sessionDetail(s pgproxy.SessionInfo) map[string]string {
+	return map[string]string{
 		"grant": s.GrantID, "access": s.Access, "remote": addrString(s.Remote), "tls": strconv.FormatBool(s.TLS), "application": s.ApplicationName,
 	}
+}
+
+func (o *pgObserver) SessionStart(s pgproxy.SessionInfo) {
+	d := sessionDetail(s)
 	if o.reason != "" {
 		d["reason"] = o.reason
 	}
@@ -371,9 +376,8 @@ func (o *pgObserver) SessionStart(s pgproxy.SessionInfo) {
 // gateway could not log in to the target. The client was shown the
 // session id, which finds this event.
 func (o *pgObserver) TargetLoginFailed(s pgproxy.SessionInfo, reason string) {
-	d := map[string]string{"grant": s.GrantID, "access": s.Access, "remote": addrString(s.Remote), "tls": strconv.FormatBool(s.TLS)}
 	o.g.record(audit.Event{Time: s.Start, Action: "session.refuse", Decision: "error", Principal: s.Principal, Target: s.Target,
-		Session: s.ID, PolicyCommit: o.commit, Reason: "gateway could not log in to the target: " + reason, Detail: d})
+		Session: s.ID, PolicyCommit: o.commit, Reason: "gateway could not log in to the target: " + reason, Detail: sessionDetail(s)})
 }
 
 func (o *pgObserver) Statement(e pgproxy.StatementEvent) {

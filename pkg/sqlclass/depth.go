@@ -141,6 +141,8 @@ func depthBound(sql string) int {
 }
 
 // equalFoldASCII reports whether word, ASCII letters in any case, is lower.
+// Not strings.EqualFold: PostgreSQL folds only ASCII letters in keywords,
+// and Unicode folding would take the name "ſelect" for SELECT.
 func equalFoldASCII(word, lower string) bool {
 	if len(word) != len(lower) {
 		return false

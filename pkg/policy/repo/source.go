@@ -25,7 +25,7 @@ const redacted = "xxxxx"
 // which go-git takes whole as the ssh user) holds a password: its user
 // info becomes "xxxxx" too.
 func RedactSource(source string) string {
-	if user, rest, ok := scpLikeUser(source); ok && strings.Contains(user, ":") {
+	if _, rest, ok := scpLikePasswordUser(source); ok {
 		return redacted + "@" + rest
 	}
 	u, err := url.Parse(source)
@@ -54,16 +54,17 @@ func RedactSource(source string) string {
 	return u.String()
 }
 
-// scpLikeUser splits an scp-like source, user@host:path, into its user and
-// the rest, as go-git reads one: the user runs to the first '@', and the
-// host after it to a ':' with no white space in between. A source with a
-// scheme ("ssh://", "https://") is not scp-like.
-func scpLikeUser(source string) (user, rest string, ok bool) {
+// scpLikePasswordUser splits an scp-like source, user@host:path, into its
+// user and the rest, as go-git reads one: the user runs to the first '@',
+// and the host after it to a ':' with no white space in between. ok is
+// false unless the user holds a password (a ':'). A source with a scheme
+// ("ssh://", "https://") is not scp-like.
+func scpLikePasswordUser(source string) (user, rest string, ok bool) {
 	if strings.Contains(source, "://") {
 		return "", "", false
 	}
 	user, rest, ok = strings.Cut(source, "@")
-	if !ok || user == "" {
+	if !ok || !strings.Contains(user, ":") {
 		return "", "", false
 	}
 	host, _, ok := strings.Cut(rest, ":")
@@ -108,7 +109,7 @@ func remoteSource(source string, auth transport.AuthMethod) (string, transport.A
 // anywhere, and query values after their key. A user name is not replaced
 // anywhere else: "git" would mangle the rest of the message.
 func sourceScrubber(source string) *strings.Replacer {
-	if user, _, ok := scpLikeUser(source); ok && strings.Contains(user, ":") {
+	if user, _, ok := scpLikePasswordUser(source); ok {
 		// The ssh transport may echo the user, password and all.
 		_, password, _ := strings.Cut(user, ":")
 		return strings.NewReplacer(source, RedactSource(source), user, redacted, password, redacted)

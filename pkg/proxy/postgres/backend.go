@@ -340,10 +340,7 @@ func (s *session) endedTransaction(h *entry, status byte) {
 	if status == 'I' && h.at > 0 {
 		s.portalsDead.Store(h.at)
 		// The portals are gone, and so is any Execute of them.
-		if s.failedBinds != nil {
-			s.failedBinds = nil // a map keeps its size after deletes
-		}
-		s.failedBindsLost = false
+		s.failedBinds, s.failedBindsLost = nil, false
 	}
 }
 
@@ -366,31 +363,27 @@ func (s *session) bindFailed(h *entry, unknown bool) {
 }
 
 // boundStatement returns the text and verdict of the statement that the
-// Execute e ran. The client side took them from the last Bind of e's
-// portal; when the target refused or skipped that Bind, and a rollback to
-// a savepoint then let the Execute run, it ran the portal from before the
-// Bind, and the audit must name that one. ok is false when the gateway
-// cannot tell which: the Bind's portal was unnamed, or the session lost
-// track.
-func (s *session) boundStatement(e *entry) (text string, verdict Verdict, ok bool) {
-	text, verdict = e.text, e.verdict
-	if !e.executed || e.bindAt == 0 {
-		return text, verdict, true
-	}
-	at := e.bindAt
-	for range len(s.failedBinds) + 1 {
+// executed Execute e ran. The client side took them from the last Bind of
+// e's portal; when the target refused or skipped that Bind, and a
+// rollback to a savepoint then let the Execute run, it ran the portal from
+// before the Bind, and the audit must name that one, or say that the
+// gateway cannot tell which: the Bind's portal was unnamed, or the session
+// lost track.
+func (s *session) boundStatement(e *entry) (string, Verdict) {
+	text, verdict, at := e.text, e.verdict, e.bindAt
+	// Each step goes back to an earlier Bind, so this ends.
+	for {
 		prev, failed := s.failedBinds[at]
-		switch {
-		case !failed && s.failedBindsLost:
-			return "", Verdict{}, false
-		case !failed:
-			return text, verdict, true
-		case prev.info == nil:
-			return "", Verdict{}, false
+		if !failed && !s.failedBindsLost {
+			return text, verdict
+		}
+		if !failed || prev.info == nil {
+			// It ran a statement allowed when its portal was bound.
+			return fmt.Sprintf("-- Execute of portal %q, whose last Bind did not take effect: the gateway cannot tell which earlier Bind of it ran", e.portal),
+				Verdict{Allow: true}
 		}
 		text, verdict, at = prev.info.text, prev.info.verdict, prev.at
 	}
-	return "", Verdict{}, false
 }
 
 // finish reports a statement entry to the observer.
@@ -410,12 +403,7 @@ func (s *session) finish(e *entry) {
 	}
 	text, verdict := e.text, e.verdict
 	if e.kind == entryExecute && e.bindAt != 0 && e.executed && (s.failedBinds != nil || s.failedBindsLost) {
-		var ok bool
-		if text, verdict, ok = s.boundStatement(e); !ok {
-			// It ran a statement allowed when its portal was bound.
-			text = fmt.Sprintf("-- Execute of portal %q, whose last Bind did not take effect: the gateway cannot tell which earlier Bind of it ran", e.portal)
-			verdict = Verdict{Allow: true}
-		}
+		text, verdict = s.boundStatement(e)
 	}
 	s.report(StatementEvent{
 		Kind:       kind,

@@ -96,9 +96,7 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 		s.queue.push(entry{kind: entrySync, copyMaybe: s.copyMaybe, at: s.msgNo})
 		s.segs++
 		clear(s.skippedNow)
-		if s.skippedPortals != nil {
-			s.skippedPortals = nil // a map keeps its size after deletes
-		}
+		s.skippedPortals = nil // a map keeps its size after deletes
 		s.sweepClosing()
 		return s.fe.forward(n)
 	case 'D':
@@ -248,23 +246,26 @@ func (s *session) onParse(n int) error {
 	return s.fe.write(s.scratch)
 }
 
-// bindNames reads the portal and statement names of the Bind msg.
-func bindNames(msg []byte) (portal, name []byte, err error) {
-	portal, rest, ok := cutBytes(msg[5:])
-	if !ok {
-		return nil, nil, errBadBind
+// readBind reads the Bind of body length n, and its portal and statement
+// names.
+func (s *session) readBind(n int) (msg, portal, name []byte, err error) {
+	if msg, err = s.fe.whole(n); err != nil {
+		return nil, nil, nil, err
 	}
-	name, _, ok = cutBytes(rest)
+	portal, rest, ok := cutBytes(msg[5:])
+	if ok {
+		name, _, ok = cutBytes(rest)
+	}
 	if !ok {
-		return nil, nil, errBadBind
+		return nil, nil, nil, errBadBind
 	}
 	if err := checkName(portal); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := checkName(name); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return portal, name, nil
+	return msg, portal, name, nil
 }
 
 // readExecute reads the Execute of body length n, and the gateway's record
@@ -285,11 +286,7 @@ func (s *session) readExecute(n int) (msg, portal []byte, rec portalRec, err err
 }
 
 func (s *session) onBind(n int) error {
-	msg, err := s.fe.whole(n)
-	if err != nil {
-		return err
-	}
-	portal, name, err := bindNames(msg)
+	msg, portal, name, err := s.readBind(n)
 	if err != nil {
 		return err
 	}
@@ -419,11 +416,7 @@ func (s *session) forwardSkipped(typ byte, n int) error {
 		s.report(e)
 		return s.fe.write(msg)
 	case 'B':
-		msg, err := s.fe.whole(n)
-		if err != nil {
-			return err
-		}
-		portal, name, err := bindNames(msg)
+		msg, portal, name, err := s.readBind(n)
 		if err != nil {
 			return err
 		}

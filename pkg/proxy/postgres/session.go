@@ -267,6 +267,11 @@ func (s *Server) startSession(t *tracked, n negotiated, r *bufio.Reader, w *bufi
 		cancel()
 		return nil, refusal
 	}
+	info := SessionInfo{
+		ID: plan.ID, Principal: plan.Principal, Target: plan.Target, GrantID: plan.GrantID,
+		Access: plan.Access, Remote: n.conn.RemoteAddr(), TLS: n.tls,
+		ApplicationName: p.params["application_name"], Start: time.Now(),
+	}
 	if err != nil {
 		cancel()
 		log.Warn("target login failed", "target_address", plan.Upstream.Address, "target_user", plan.Upstream.User, "err", err)
@@ -275,21 +280,13 @@ func (s *Server) startSession(t *tracked, n negotiated, r *bufio.Reader, w *bufi
 			hint = le.hint()
 		}
 		if o, ok := plan.Observer.(LoginFailureObserver); ok {
-			o.TargetLoginFailed(SessionInfo{ID: plan.ID, Principal: plan.Principal, Target: plan.Target, GrantID: plan.GrantID,
-				Access: plan.Access, Remote: n.conn.RemoteAddr(), TLS: n.tls, ApplicationName: p.params["application_name"], Start: time.Now()}, hint)
+			o.TargetLoginFailed(info, hint)
 		}
 		return nil, &clientError{Code: codeCannotConnect,
 			Msg:  fmt.Sprintf("gateway could not log in to target %q", plan.Target),
 			Hint: hint + " (session " + plan.ID + ")"}
 	}
-	sess := &session{
-		srv: s, plan: plan, log: log, client: n.conn, up: up, ctx: ctx, cancel: cancel,
-		info: SessionInfo{
-			ID: plan.ID, Principal: plan.Principal, Target: plan.Target, GrantID: plan.GrantID,
-			Access: plan.Access, Remote: n.conn.RemoteAddr(), TLS: n.tls,
-			ApplicationName: p.params["application_name"], Start: time.Now(),
-		},
-	}
+	sess := &session{srv: s, plan: plan, log: log, client: n.conn, up: up, ctx: ctx, cancel: cancel, info: info}
 	// Registered before the client learns it is logged in, so a Shutdown
 	// from then on ends it as a session.
 	s.register(t, sess)

@@ -156,17 +156,15 @@ func upstreamConfig(u Upstream, client map[string]string) (*pgconn.Config, error
 // password.
 type loginError struct {
 	msg string
-	// refused is set when the target answered and refused the login
-	// (its credential, database or pg_hba.conf), rather than not answering;
-	// code is then its SQLSTATE.
-	refused bool
-	code    string
+	// code is the SQLSTATE of the target's refusal of the login (its
+	// credential, database or pg_hba.conf); empty when it did not answer.
+	code string
 }
 
 // hint says what to do about a failed login, for the client.
 func (e *loginError) hint() string {
 	switch {
-	case !e.refused:
+	case e.code == "":
 		return "the target did not answer (down or unreachable); try again later"
 	case e.code == "28P01" || e.code == "28000":
 		return "the target refused the gateway's login; ask the target's owner to check the gateway's credential"
@@ -200,7 +198,7 @@ func dialUpstream(ctx context.Context, u Upstream, client map[string]string) (*u
 		}
 		le := &loginError{msg: msg}
 		if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) {
-			le.refused, le.code = true, pe.Code
+			le.code = pe.Code
 		}
 		return nil, le
 	}
