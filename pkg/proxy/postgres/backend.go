@@ -344,11 +344,17 @@ func (s *session) endedTransaction(h *entry, status byte) {
 	}
 }
 
+// maxFailedBinds bounds the failed Binds a session keeps for one
+// transaction; past it, the audit of an Execute after a failed Bind says
+// the gateway cannot tell which statement ran. A variable so that a test
+// can reach it without 65,536 Binds.
+var maxFailedBinds = maxPortals
+
 // bindFailed notes that the Bind h did not take effect on the target:
 // its portal holds what it held before (h.prevPortal), or, with unknown,
 // something the gateway cannot tell.
 func (s *session) bindFailed(h *entry, unknown bool) {
-	if len(s.failedBinds) >= maxPortals {
+	if len(s.failedBinds) >= maxFailedBinds {
 		s.failedBindsLost = true
 		return
 	}
