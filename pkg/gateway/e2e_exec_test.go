@@ -26,7 +26,10 @@ func gatectlAs(t *testing.T, ctx context.Context, w who, stdin string, args ...s
 	t.Setenv("GATECTL_GATEWAY", env.Ready.API)
 	t.Setenv("GATECTL_CA", env.Ready.CAFile)
 	t.Setenv("GATECTL_TOKEN", token(t, w))
-	var out, errOut bytes.Buffer
+	var out bytes.Buffer
+	// connect's listener reports a refused local client on stderr while
+	// the client it runs writes there too.
+	var errOut syncBuffer
 	code = cli.Run(ctx, cmdutil.Test(strings.NewReader(stdin), &out, &errOut), args)
 	return code, out.String(), errOut.String()
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -25,8 +26,10 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/spf13/cobra"
 
+	"github.com/gatectl/gatectl/pkg/api"
 	"github.com/gatectl/gatectl/pkg/cli/cmdutil"
 	"github.com/gatectl/gatectl/pkg/client"
+	"github.com/gatectl/gatectl/pkg/policy"
 	pgproxy "github.com/gatectl/gatectl/pkg/proxy/postgres"
 )
 
@@ -49,6 +52,12 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 connections to the target through the gateway with your token: you give the
 local listener no password. Anyone who can reach the port on this machine
 reaches the target as you while it listens.
+
+connect first asks the gateway whether you may reach the target (as gatectl
+targets does) and exits 3 if you may not. The listener reaches that target
+only: a client must name it as the database, or name none (libpq then sends
+the user name, which is taken as none); one that asks for another database is
+refused.
 
 With -- CLIENT ARGS, run the client with PGHOST, PGPORT, PGDATABASE and a
 one-time PGPASSWORD set, and stop when it exits, with its exit code. The
@@ -89,6 +98,9 @@ not to gatectl; SIGTERM and SIGHUP sent to gatectl are passed on to it.`,
 
 func run(ctx context.Context, opts *Options) error {
 	f := opts.F
+	if err := checkReachable(ctx, f, opts.Target); err != nil {
+		return err
+	}
 	gpg, err := f.GatewayPostgres(ctx)
 	if err != nil {
 		return err
@@ -137,6 +149,39 @@ func run(ctx context.Context, opts *Options) error {
 	cmd.Env = append(clientEnv(os.Environ()), "PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(port), "PGDATABASE="+opts.Target,
 		"PGSSLMODE=disable", "PGPASSWORD="+p.password)
 	return runClient(cmd)
+}
+
+// checkReachable asks the gateway whether the caller may reach target, so
+// that connect fails before it listens (or runs a client that would only
+// show the gateway's refusal, with the client's exit code). It fails
+// closed: an answer it cannot get is an error, never a pass. It says no
+// more than GET /v1/targets does: a target without a grant and a target
+// that does not exist get the same message.
+func checkReachable(ctx context.Context, f *cmdutil.Factory, target string) error {
+	c, err := f.Client()
+	if err != nil {
+		return err
+	}
+	var ts []api.Target
+	if err := c.Do(ctx, http.MethodGet, "/v1/targets", nil, nil, &ts); err != nil {
+		var ae *client.Error
+		if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+			return err // exit 4, with the gateway's reason
+		}
+		// %v, not %w: whatever the gateway answered, this is an error
+		// (exit 1), not a decision about the caller.
+		return fmt.Errorf("cannot check that you may reach target %q, so not connecting: %v", target, err)
+	}
+	for _, t := range ts {
+		if t.Name != target {
+			continue
+		}
+		if t.Kind != policy.TargetPostgres.String() {
+			return &cmdutil.DeniedError{Msg: fmt.Sprintf("target %q is not a PostgreSQL target (kind %q); gatectl connect reaches PostgreSQL targets only", target, t.Kind)}
+		}
+		return nil
+	}
+	return &cmdutil.DeniedError{Msg: fmt.Sprintf("you may not reach target %q: no active grant gives you access to a target of that name; run `gatectl targets` to list the targets you may reach, or ask the target's owner for a grant", target)}
 }
 
 // runClient runs the client to its end and returns its exit status. A
@@ -278,6 +323,13 @@ func (p *localProxy) handle(ctx context.Context, local net.Conn) error {
 			return err
 		}
 	}
+	// The listener reaches one target whatever database the client names:
+	// a client that asks for another one (psql -d otherdb) is refused
+	// rather than silently given this target. Empty is pgx's "no
+	// preference", and the user name libpq's: a bare psql -h -p sends it.
+	if db := startup.Parameters["database"]; db != "" && db != p.target && db != startup.Parameters["user"] {
+		return p.fail(be, "3D000", fmt.Sprintf("this listener reaches only target %q, not %q; to reach another target, run gatectl connect OTHER (gatectl targets lists them)", p.target, truncate(db, 64)))
+	}
 	tok, err := p.f.Token()
 	if err != nil {
 		return p.fail(be, "28000", err.Error())
@@ -393,6 +445,14 @@ func (p *localProxy) forwardCancel(ctx context.Context, m *pgproto3.CancelReques
 	}
 	_, err = c.Write(buf)
 	return err
+}
+
+// truncate shortens s, which the local client chose, for a message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "..."
 }
 
 func (p *localProxy) fail(be *pgproto3.Backend, code, msg string) error {

@@ -1,15 +1,81 @@
 package connect
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/pem"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatectl/gatectl/pkg/cli/cmdutil"
 )
+
+// TestReachabilityCheckFailsClosed: when the gateway tells where its
+// PostgreSQL listener is but cannot say which targets the caller may reach
+// (faults a healthy gateway does not produce; the real gateway's answers
+// are tested in pkg/gateway's TestConnectChecksReachability), connect does
+// not listen or run the client: it fails with the exit code of the cause.
+func TestReachabilityCheckFailsClosed(t *testing.T) {
+	tests := []struct {
+		name    string
+		status  int
+		body    string
+		code    int
+		message string
+	}{
+		{name: "gateway-error", status: http.StatusServiceUnavailable, body: `{"error": "no policy is live yet; see the gateway log", "code": "internal"}`,
+			code: cmdutil.ExitError, message: `cannot check that you may reach target "orders", so not connecting: no policy is live yet`},
+		{name: "unreadable-answer", status: http.StatusOK, body: `<html>`,
+			code: cmdutil.ExitError, message: `cannot check that you may reach target "orders", so not connecting: decode gateway answer`},
+		{name: "unauthorized", status: http.StatusUnauthorized, body: `{"error": "authentication failed: token expired", "code": "auth"}`,
+			code: cmdutil.ExitAuth, message: "authentication failed: token expired"},
+		{name: "forbidden-is-no-decision", status: http.StatusForbidden, body: `{"error": "denied: something", "code": "denied"}`,
+			code: cmdutil.ExitError, message: "cannot check that you may reach target"},
+		{name: "not-postgres", status: http.StatusOK, body: `[{"name": "orders", "kind": "ssh", "access": "read", "grant": "g"}]`,
+			code: cmdutil.ExitDenied, message: `target "orders" is not a PostgreSQL target`},
+		{name: "other-targets-only", status: http.StatusOK, body: `[{"name": "billing", "kind": "postgres", "access": "read", "grant": "g"}]`,
+			code: cmdutil.ExitDenied, message: "run `gatectl targets` to list the targets you may reach"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch r.URL.Path {
+				case "/v1/endpoints":
+					io.WriteString(w, `{"postgres": "127.0.0.1:1"}`)
+				case "/v1/targets":
+					w.WriteHeader(tc.status)
+					io.WriteString(w, tc.body)
+				default:
+					http.NotFound(w, r)
+				}
+			}))
+			defer srv.Close()
+			ca := filepath.Join(t.TempDir(), "ca.pem")
+			if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out, errOut bytes.Buffer
+			f := &cmdutil.Factory{IO: cmdutil.Test(nil, &out, &errOut), GatewayURL: srv.URL, Getenv: func(k string) string {
+				return map[string]string{"GATECTL_TOKEN": "caller-token", "GATECTL_CA": ca}[k]
+			}}
+			err := run(context.Background(), &Options{F: f, Target: "orders", Client: []string{"sh", "-c", "echo ran"}})
+			if got := cmdutil.ExitCode(err); got != tc.code || err == nil || !strings.Contains(err.Error(), tc.message) {
+				t.Errorf("got exit %d, error %v; want exit %d and an error containing %q", got, err, tc.code, tc.message)
+			}
+			if out.Len() > 0 {
+				t.Errorf("the client ran: stdout %q", out.String())
+			}
+		})
+	}
+}
 
 // TestStopDoesNotWaitForSilentClients: a local connection that sends
 // nothing (any user of the machine can open one) must not keep the
