@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
+	"syscall"
 
 	"github.com/gatectl/gatectl/pkg/api"
 )
@@ -57,4 +60,43 @@ func TLSConfig(caFile, host string) (*tls.Config, error) {
 		}
 	}
 	return &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}, nil
+}
+
+// PostgresConn wraps conn, a connection to the gateway's PostgreSQL
+// listener (after TLS), so that an error the gateway sends as it closes the
+// connection is read rather than hidden by a reset.
+//
+// The gateway answers a message over its size limit with a FATAL error and
+// closes while the client is still sending the rest of that message; the
+// client's write then fails with ECONNRESET (or EPIPE) before it has read
+// the error. As libpq does, a write that fails so is reported as done and
+// later writes are dropped, so that the caller goes on to read what the
+// gateway sent; once that is read, the read returns the write's error.
+func PostgresConn(conn net.Conn) net.Conn { return &postgresConn{Conn: conn} }
+
+type postgresConn struct {
+	net.Conn
+	writeErr atomic.Pointer[error] // the write the gateway's close cut short
+}
+
+func (c *postgresConn) Write(p []byte) (int, error) {
+	if c.writeErr.Load() != nil {
+		return len(p), nil
+	}
+	n, err := c.Conn.Write(p)
+	if err != nil && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		c.writeErr.CompareAndSwap(nil, &err)
+		return len(p), nil
+	}
+	return n, err
+}
+
+func (c *postgresConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		if werr := c.writeErr.Load(); werr != nil {
+			return n, *werr
+		}
+	}
+	return n, err
 }

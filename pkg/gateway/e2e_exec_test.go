@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatectl/gatectl/pkg/cli"
 	"github.com/gatectl/gatectl/pkg/cli/cmdutil"
+	pgproxy "github.com/gatectl/gatectl/pkg/proxy/postgres"
 )
 
 // gatectlAs runs the gatectl CLI in-process as w, with stdin, and returns
@@ -232,5 +233,91 @@ func TestExecGatewayMisconfigurationIsNotARefusal(t *testing.T) {
 	code, _, errOut := gatectlAs(t, testCtx(t), etl, "", "exec", "orders", "-c", "SELECT 1")
 	if code != 1 || !strings.Contains(errOut, "cannot use its credential") || strings.Contains(errOut, "refused by the gatectl gateway") {
 		t.Errorf("exit %d, stderr %q; want exit 1 saying the gateway cannot use its credential", code, errOut)
+	}
+}
+
+// execJSON is what `gatectl exec --output json` prints.
+type execJSON []struct {
+	Columns []string
+	Rows    []map[string]json.RawMessage
+	Command *string
+	Error   *struct{ Code, Message string }
+}
+
+// TestExecJSONCarriesTheError: a statement that fails after some of its
+// rows arrived leaves JSON that says so next to those rows (as well as the
+// error on stderr and exit 1), so that a script reading stdout does not
+// take them for the whole result; one that fails before any row has an
+// object of its own.
+func TestExecJSONCarriesTheError(t *testing.T) {
+	ctx := testCtx(t)
+	code, out, errOut := gatectlAs(t, ctx, etl, "", "exec", "orders", "-o", "json", "-c",
+		"SELECT 1 AS a; SELECT 1/(3-g) AS q FROM generate_series(1,5) g")
+	var res execJSON
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if code != 1 || !strings.Contains(errOut, "division by zero (SQLSTATE 22012)") {
+		t.Errorf("exit %d, stderr %q; want exit 1 and the error", code, errOut)
+	}
+	if len(res) != 2 || res[0].Command == nil || *res[0].Command != "SELECT 1" || res[0].Error != nil {
+		t.Fatalf("got %s, want the first result complete and the second failed", out)
+	}
+	if f := res[1]; len(f.Rows) != 2 || string(f.Rows[1]["q"]) != "1" || f.Command != nil ||
+		f.Error == nil || f.Error.Code != "22012" || f.Error.Message != "division by zero" {
+		t.Errorf("got %s, want the 2 rows that arrived and error 22012 in place of a command", out)
+	}
+
+	code, out, _ = gatectlAs(t, ctx, etl, "", "exec", "orders", "-o", "json", "-c", "SELECT 1/0")
+	res = nil
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 1 {
+		t.Fatalf("exit %d, %v:\n%s", code, err, out)
+	}
+	if len(res) != 1 || res[0].Columns != nil || res[0].Error == nil || res[0].Error.Code != "22012" {
+		t.Errorf("got %s, want one object holding the error", out)
+	}
+}
+
+// TestExecSeparatesResults: the results of a multi-statement request are
+// told apart by a blank line in table and CSV output.
+func TestExecSeparatesResults(t *testing.T) {
+	const sql = "SELECT 1 AS a; SELECT 'x' AS b, 'y' AS c"
+	for format, want := range map[string]string{
+		"table": "a\n1\n\nb  c\nx  y\n",
+		"csv":   "a\n1\n\nb,c\nx,y\n",
+	} {
+		code, out, errOut := gatectlAs(t, testCtx(t), etl, "", "exec", "orders", "-o", format, "-c", sql)
+		if code != 0 || out != want {
+			t.Errorf("%s: exit %d, stdout %q (stderr %q); want %q", format, code, out, errOut, want)
+		}
+	}
+}
+
+// TestExecTableEscapesValues: a value with a newline cannot add a line to
+// a table, which would fake a row.
+func TestExecTableEscapesValues(t *testing.T) {
+	code, out, errOut := gatectlAs(t, testCtx(t), etl, "", "exec", "orders", "-o", "table", "-c",
+		`SELECT 1 AS id, E'ok\n2   forged' AS U&"st\0007tus"`)
+	if want := "id  st\\x07tus\n1   ok\\n2   forged\n"; code != 0 || out != want {
+		t.Errorf("exit %d, stdout %q (stderr %q); want %q", code, out, errOut, want)
+	}
+}
+
+// TestExecStatementOverTheGatewayLimit: the gateway answers a message over
+// its size limit with a FATAL error and closes while exec is still sending
+// it; exec must report that error, as psql does, not the reset of the
+// connection its write meets.
+func TestExecStatementOverTheGatewayLimit(t *testing.T) {
+	// Well past what the gateway drains before it closes, so that the
+	// write is cut short by a reset.
+	sql := "SELECT '" + strings.Repeat("a", 2*pgproxy.DefaultMaxMessageSize) + "'"
+	code, out, errOut := gatectlAs(t, testCtx(t), etl, "", "exec", "orders", "-o", "json", "-c", sql)
+	if code != 1 || !strings.Contains(errOut, "exceeds the gateway's limit of 33554432 bytes (SQLSTATE 54000)") ||
+		strings.Contains(errOut, "reset") {
+		t.Errorf("exit %d, stderr %q; want exit 1 with the gateway's error", code, errOut)
+	}
+	var res execJSON
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res) != 1 || res[0].Error == nil || res[0].Error.Code != "54000" {
+		t.Errorf("stdout %q (%v); want the gateway's error", out, err)
 	}
 }

@@ -89,6 +89,12 @@ func (g *GatewayPG) Config(target, application, reason string) (*pgconn.Config, 
 	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: cancelWait}
 	}
+	// The gateway closes a session on a message over its size limit while
+	// the rest of it is still being sent: read the gateway's error rather
+	// than report the reset of the connection.
+	cfg.AfterNetConnect = func(_ context.Context, _ *pgconn.Config, c net.Conn) (net.Conn, error) {
+		return client.PostgresConn(c), nil
+	}
 	cfg.TLSConfig, err = client.TLSConfig(g.CA, host)
 	return cfg, err
 }

@@ -37,15 +37,22 @@ A refusal by policy exits 3 and names the grant or rule; an error of the
 target exits 1 with its SQLSTATE.
 
 Results stream to stdout as they arrive, in the --output format:
-  table  aligned columns (the default on a terminal)
+  table  aligned columns under a header line (the default on a terminal),
+         a blank line between results; in names and values, \\ and control
+         characters are escaped: \n, \r, \t, \xHH, \uHHHH
   tsv    a header line, then rows in PostgreSQL's COPY text form: \t, \n,
          \r and \\ escaped, NULL as \N (the default otherwise)
-  csv    RFC 4180, with a header line; NULL is an empty field
+  csv    RFC 4180, a header line per result and a blank line between
+         results; NULL is an empty field, and a row of one empty field is ""
   json   an array with one object per statement: its columns, its rows as
          objects keyed by column (a repeated name gets a _2, _3… suffix),
          and its command tag; numbers, booleans and json columns are JSON
-         values, everything else a string
-Command tags, row counts and the target's notices go to stderr.
+         values, everything else a string. A statement that fails has
+         "error" in place of the command tag, after the rows that arrived
+         before it failed: {"code": SQLSTATE, "message": …, "detail": …,
+         "hint": …} (detail and hint when given)
+Command tags, row counts, the target's notices and errors go to stderr; a
+request that fails exits non-zero however much of it was printed.
 
 The statements of -c or -f go to the target as one request, which
 PostgreSQL runs as one transaction unless the request has its own BEGIN and
@@ -192,7 +199,8 @@ func copyDone(f *cmdutil.Factory, tag pgconn.CommandTag, err error) error {
 
 // stream runs sql as one simple-protocol request and writes each result as
 // it arrives: rows are never all held in memory (but a table's first rows
-// are, to size its columns).
+// are, to size its columns). The error that ends the request goes to the
+// output too (JSON carries it) as well as being returned.
 func stream(ctx context.Context, f *cmdutil.Factory, conn *pgconn.PgConn, sql string, format cmdutil.Format) error {
 	out := newResultWriter(f.IO.Out, format)
 	mrr := conn.Exec(ctx, sql)
@@ -231,6 +239,11 @@ func stream(ctx context.Context, f *cmdutil.Factory, conn *pgconn.PgConn, sql st
 	}
 	if cerr := mrr.Close(); err == nil {
 		err = cerr
+	}
+	if err != nil {
+		// err may be the output's own (stdout closed): then this write
+		// fails too, and err says why.
+		out.fail(err)
 	}
 	if ferr := out.close(); err == nil {
 		err = ferr

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -20,11 +21,14 @@ import (
 // arrive: begin with a result's columns (not called for a result without
 // any, such as an INSERT's), row for each of its rows (values in text
 // format, nil for NULL; only valid during the call), end with its command
-// tag once it completed, and close after the last result.
+// tag once it completed, fail with the error that ended the request (in
+// place of end for a result it cut short; at most once), and close after
+// the last result.
 type resultWriter interface {
 	begin(fields []pgconn.FieldDescription) error
 	row(values [][]byte) error
 	end(tag pgconn.CommandTag, columns bool) error
+	fail(err error) error
 	close() error
 }
 
@@ -80,6 +84,7 @@ func (t *tsvWriter) row(values [][]byte) error {
 }
 
 func (t *tsvWriter) end(pgconn.CommandTag, bool) error { return nil }
+func (t *tsvWriter) fail(error) error                  { return nil }
 func (t *tsvWriter) close() error                      { return t.w.Flush() }
 
 func appendCopyText(dst, v []byte) []byte {
@@ -100,14 +105,24 @@ func appendCopyText(dst, v []byte) []byte {
 	return dst
 }
 
-// csvWriter writes RFC 4180 CSV, a header line per result.
+// csvWriter writes RFC 4180 CSV, a header line per result and a blank
+// line between results. No record is a blank line itself: a row of one
+// empty field is written "".
 type csvWriter struct {
-	bw  *bufio.Writer
-	w   *csv.Writer
-	rec []string
+	bw      *bufio.Writer
+	w       *csv.Writer
+	rec     []string
+	results int // headers written
 }
 
 func (c *csvWriter) begin(fields []pgconn.FieldDescription) error {
+	if c.results > 0 {
+		// encoding/csv writes an empty record as a bare line end.
+		if err := c.w.Write(nil); err != nil {
+			return err
+		}
+	}
+	c.results++
 	c.rec = c.rec[:0]
 	for _, fd := range fields {
 		c.rec = append(c.rec, fd.Name)
@@ -116,6 +131,16 @@ func (c *csvWriter) begin(fields []pgconn.FieldDescription) error {
 }
 
 func (c *csvWriter) row(values [][]byte) error {
+	if len(values) == 1 && len(values[0]) == 0 {
+		// encoding/csv would write a blank line, which readers skip and
+		// which would read as the end of the result.
+		c.w.Flush()
+		if err := c.w.Error(); err != nil {
+			return err
+		}
+		_, err := c.bw.WriteString("\"\"\n")
+		return err
+	}
 	c.rec = c.rec[:0]
 	for _, v := range values {
 		c.rec = append(c.rec, string(v))
@@ -124,6 +149,7 @@ func (c *csvWriter) row(values [][]byte) error {
 }
 
 func (c *csvWriter) end(pgconn.CommandTag, bool) error { return nil }
+func (c *csvWriter) fail(error) error                  { return nil }
 
 func (c *csvWriter) close() error {
 	c.w.Flush()
@@ -133,16 +159,19 @@ func (c *csvWriter) close() error {
 	return c.bw.Flush()
 }
 
-// tableWriter aligns columns for a terminal. It sizes them from the first
-// tableSample rows, which it holds, then writes the rest as they come in
-// the same widths (a longer value pushes its line out rather than being
-// cut), so a large result does not have to fit in memory.
+// tableWriter aligns columns for a terminal, with a blank line between
+// results. It sizes them from the first tableSample rows, which it holds,
+// then writes the rest as they come in the same widths (a longer value
+// pushes its line out rather than being cut), so a large result does not
+// have to fit in memory. Names and values are written as tableText shows
+// them.
 type tableWriter struct {
 	w       *bufio.Writer
 	header  []string
 	widths  []int
 	sample  [][]string
 	sampled bool // the widths are fixed and rows go straight out
+	results int  // headers written
 	line    []byte
 }
 
@@ -152,8 +181,9 @@ func (t *tableWriter) begin(fields []pgconn.FieldDescription) error {
 	t.header, t.sample, t.sampled = t.header[:0], t.sample[:0], false
 	t.widths = t.widths[:0]
 	for _, fd := range fields {
-		t.header = append(t.header, fd.Name)
-		t.widths = append(t.widths, utf8.RuneCountInString(fd.Name))
+		name := tableText([]byte(fd.Name))
+		t.header = append(t.header, name)
+		t.widths = append(t.widths, utf8.RuneCountInString(name))
 	}
 	return nil
 }
@@ -161,7 +191,7 @@ func (t *tableWriter) begin(fields []pgconn.FieldDescription) error {
 func (t *tableWriter) row(values [][]byte) error {
 	cells := make([]string, len(values))
 	for i, v := range values {
-		cells[i] = string(v)
+		cells[i] = tableText(v)
 	}
 	if t.sampled {
 		return t.writeLine(cells)
@@ -180,6 +210,12 @@ func (t *tableWriter) row(values [][]byte) error {
 
 func (t *tableWriter) flushSample() error {
 	t.sampled = true
+	if t.results > 0 {
+		if err := t.w.WriteByte('\n'); err != nil {
+			return err
+		}
+	}
+	t.results++
 	if err := t.writeLine(t.header); err != nil {
 		return err
 	}
@@ -213,17 +249,96 @@ func (t *tableWriter) writeLine(cells []string) error {
 
 func (t *tableWriter) end(_ pgconn.CommandTag, columns bool) error {
 	if columns && !t.sampled {
-		return t.flushSample()
+		if err := t.flushSample(); err != nil {
+			return err
+		}
 	}
-	return nil
+	// A terminal shows the row count (on stderr) next: after the table.
+	return t.w.Flush()
 }
 
-func (t *tableWriter) close() error { return t.w.Flush() }
+func (t *tableWriter) fail(error) error { return nil }
+func (t *tableWriter) close() error     { return t.w.Flush() }
+
+// tableText is v as a table shows it: one line whose columns stay in
+// place, and which a value cannot fake. Backslash, control characters
+// (C0, DEL, C1), line and paragraph separators and the bidirectional
+// controls that reorder what a terminal shows are escaped: \\, \n, \r, \t,
+// \xHH for other bytes below 0x80, \uHHHH for other characters; each byte
+// of invalid UTF-8 is \xHH too (80 to FF, so never a character's escape).
+func tableText(v []byte) string {
+	i := 0
+	for i < len(v) {
+		c := v[i]
+		if c >= 0x20 && c < 0x7f && c != '\\' {
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(v[i:])
+		if c >= utf8.RuneSelf && r != utf8.RuneError && !tableEscapes(r) {
+			i += n
+			continue
+		}
+		break
+	}
+	if i == len(v) {
+		return string(v)
+	}
+	const hex = "0123456789abcdef"
+	out := make([]byte, i, len(v)+16)
+	copy(out, v[:i])
+	for i < len(v) {
+		c := v[i]
+		switch {
+		case c == '\\':
+			out = append(out, '\\', '\\')
+		case c == '\n':
+			out = append(out, '\\', 'n')
+		case c == '\r':
+			out = append(out, '\\', 'r')
+		case c == '\t':
+			out = append(out, '\\', 't')
+		case c < 0x20 || c == 0x7f:
+			out = append(out, '\\', 'x', hex[c>>4], hex[c&0xf])
+		case c < utf8.RuneSelf:
+			out = append(out, c)
+		default:
+			r, n := utf8.DecodeRune(v[i:])
+			switch {
+			case r == utf8.RuneError && n == 1:
+				out = append(out, '\\', 'x', hex[c>>4], hex[c&0xf])
+			case tableEscapes(r):
+				out = append(out, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
+			default:
+				out = append(out, v[i:i+n]...)
+			}
+			i += n
+			continue
+		}
+		i++
+	}
+	return string(out)
+}
+
+// tableEscapes reports whether tableText escapes the non-ASCII r.
+func tableEscapes(r rune) bool {
+	switch {
+	case r >= 0x80 && r <= 0x9f, // C1 controls
+		r == 0x2028, r == 0x2029, // line and paragraph separators
+		r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069: // bidi embeddings, overrides, isolates
+		return true
+	}
+	return false
+}
 
 // jsonWriter writes an array with one object per result that has columns
 // or a command tag: {"columns": [...], "rows": [{...}, ...], "command":
 // "SELECT 2"}. Rows are objects keyed by column name; a name that repeats
 // in a result gets a _2, _3… suffix, and "columns" lists the keys as used.
+// The error that ends a request takes the place of "command" in the
+// object of the result it cut short, after the rows that came before it,
+// or has an object of its own: {"error": {"code": "22012", "message":
+// "division by zero"}}, so that output cut short never reads as complete.
 type jsonWriter struct {
 	w       *bufio.Writer
 	started bool // the array is open
@@ -307,6 +422,50 @@ func (j *jsonWriter) end(tag pgconn.CommandTag, columns bool) error {
 	j.open = false
 	_, err := j.w.Write(j.buf)
 	return err
+}
+
+func (j *jsonWriter) fail(err error) error {
+	j.buf = j.buf[:0]
+	switch {
+	case !j.open:
+		j.start()
+	case j.rows > 0:
+		j.buf = append(j.buf, "\n    ],"...)
+	default:
+		j.buf = append(j.buf, "],"...)
+	}
+	j.buf = append(j.buf, "\n    \"error\": "...)
+	j.buf = appendJSONError(j.buf, err)
+	j.buf = append(j.buf, "\n  }"...)
+	j.open = false
+	_, werr := j.w.Write(j.buf)
+	return werr
+}
+
+// appendJSONError appends err as an object: the SQLSTATE "code",
+// "message", and "detail" and "hint" where PostgreSQL or the gateway gave
+// them; an error that is not PostgreSQL's (a lost connection) has only a
+// message.
+func appendJSONError(dst []byte, err error) []byte {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		dst = append(dst, `{"message": `...)
+		dst = jsonstr.Append(dst, err.Error())
+		return append(dst, '}')
+	}
+	dst = append(dst, `{"code": `...)
+	dst = jsonstr.Append(dst, pe.Code)
+	dst = append(dst, `, "message": `...)
+	dst = jsonstr.Append(dst, pe.Message)
+	if pe.Detail != "" {
+		dst = append(dst, `, "detail": `...)
+		dst = jsonstr.Append(dst, pe.Detail)
+	}
+	if pe.Hint != "" {
+		dst = append(dst, `, "hint": `...)
+		dst = jsonstr.Append(dst, pe.Hint)
+	}
+	return append(dst, '}')
 }
 
 func (j *jsonWriter) close() error {
