@@ -70,6 +70,10 @@ Ctrl-C cancels the running statement on the target.`,
   $ gatectl exec orders -c "COPY orders TO STDOUT WITH (FORMAT csv)" > orders.csv
   $ printf 'Ada,ada@example.com\n' | gatectl exec orders -c "COPY customers (name, email) FROM STDIN WITH (FORMAT csv)"`,
 		Args: func(cmd *cobra.Command, args []string) error {
+			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
+				// DESIGN's -- COMMAND is for SSH and Kubernetes targets.
+				return cmdutil.Usagef("exec -- COMMAND is for SSH and Kubernetes targets, which this gateway does not serve yet; for a PostgreSQL target give the statements with -c or -f")
+			}
 			if len(args) != 1 {
 				return cmdutil.Usagef("exec takes one target, e.g. gatectl exec orders -c \"SELECT 1\"")
 			}
