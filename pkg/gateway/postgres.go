@@ -297,13 +297,16 @@ func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) (pgpro
 	if strings.HasPrefix(sql, "FUNCTION CALL ") {
 		return pgproxy.Verdict{Tag: "FUNCTION CALL", Message: "the fast-path function call protocol is not allowed through the gateway; call the function in a SQL statement"}, nil
 	}
+	var req policy.Request
 	res, err := c.g.classifier.Classify(sql)
 	if err != nil {
-		// Fail closed: what cannot be classified is never forwarded.
-		return pgproxy.Verdict{Message: "statement refused: the gateway could not classify it (" + err.Error() + ")"}, nil
-	}
-	req, err := sqlrequest.FromResult(sql, res)
-	if err != nil {
+		// Fail closed: what cannot be classified is never forwarded. The
+		// policy denies a statement of no access level (Access 0), in a
+		// message that names the grant like its other refusals, and ends
+		// the session when the grant is gone.
+		res = &sqlclass.Result{}
+		req = policy.Request{Text: sql, Statements: []policy.Statement{{Why: err.Error()}}}
+	} else if req, err = sqlrequest.FromResult(sql, res); err != nil {
 		return pgproxy.Verdict{Message: "statement refused: " + err.Error()}, nil
 	}
 	tags := make([]string, len(req.Statements))

@@ -22,7 +22,8 @@ type Statement struct {
 	// classified, and Evaluate denies it.
 	Access Access
 	// Why says why the statement needs Access ("in a WITH query: DELETE
-	// changes data"), for messages; optional.
+	// changes data"), or why it could not be classified (the parser's
+	// error), for messages; optional.
 	Why string
 	// Nested are the command tags of statements that run inside this one (a
 	// DELETE in a WITH query, the statement under EXPLAIN ANALYZE); rules
@@ -140,8 +141,11 @@ func (p *Policy) Evaluate(pr Principal, target string, req Request, now time.Tim
 	for _, s := range req.Statements {
 		// Fail closed: an unclassified statement needs an unknown level.
 		if s.Access == 0 {
-			return Verdict{Decision: Deny, Grant: g,
-				Message: fmt.Sprintf("statement %q could not be classified, so it is denied", s.Tag)}
+			msg := fmt.Sprintf("grant %q gives %s access to %q; %s could not be classified, so it is denied", g.ID, g.Access, target, tagOr(s.Tag))
+			if s.Why != "" {
+				msg += ": " + s.Why
+			}
+			return Verdict{Decision: Deny, Grant: g, Message: msg}
 		}
 		if s.Access > g.Access {
 			return Verdict{Decision: Deny, Grant: g,

@@ -115,7 +115,11 @@ func TestEvaluate(t *testing.T) {
 		{name: "opaque-covered-by-every-deny-rule", pr: alice, target: "orders", req: req(Statement{Tag: "EXECUTE", Access: AccessWrite, Opaque: true}), want: Deny, wantRule: "no-drop", wantGrant: "dba-orders-write",
 			wantMsg: `denied by rule "no-drop" (rules/safety.toml:1): destructive DDL is not allowed (EXECUTE runs SQL the gateway cannot inspect, so every rule on "orders" applies to it)`},
 		{name: "unclassified-denied", pr: alice, target: "orders", req: req(sel, Statement{Tag: "DO", Access: 0}), want: Deny, wantGrant: "dba-orders-write",
-			wantMsg: `statement "DO" could not be classified, so it is denied`},
+			wantMsg: `grant "dba-orders-write" gives write access to "orders"; DO could not be classified, so it is denied`},
+		{name: "unparseable-denied-with-grant", pr: etl, target: "orders", req: req(Statement{Why: `syntax error at or near "SELEC"; check the statement's syntax`}), want: Deny, wantGrant: "etl-orders-read",
+			wantMsg: `grant "etl-orders-read" gives read access to "orders"; the statement could not be classified, so it is denied: syntax error at or near "SELEC"; check the statement's syntax`},
+		{name: "unparseable-without-grant", pr: alice, target: "metrics", req: req(Statement{Why: "syntax error"}), want: Deny,
+			wantMsg: `no grant gives user:alice access to target "metrics"; ask the owner to add one in grants/`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -120,7 +120,7 @@ func Classify(sql string) (*Result, error) {
 	tree, err := parse(sql)
 	if err != nil {
 		// Fail closed: what PostgreSQL's own grammar rejects is refused.
-		return nil, fmt.Errorf("parse SQL (unparseable statements are refused): %w", err)
+		return nil, fmt.Errorf("%w; check the statement's syntax", err)
 	}
 	res := &Result{Level: LevelRead, Statements: make([]Statement, 0, len(tree.GetStmts()))}
 	for _, raw := range tree.GetStmts() {

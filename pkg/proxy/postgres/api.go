@@ -198,7 +198,10 @@ type StatementEvent struct {
 	// CommandTag is the target's command tag(s) without row counts, joined
 	// with ";" for multi-statement queries (e.g. "BEGIN;INSERT;COMMIT").
 	CommandTag string
-	// Rows is the sum of the row counts in the target's CommandComplete tags.
+	// Rows is the sum of the row counts in the target's CommandComplete
+	// tags; for a tag without a count (SHOW, EXPLAIN, CALL), an Execute
+	// that its row limit suspended, or a statement that failed part way,
+	// the rows the target returned (DataRows) count instead.
 	Rows int64
 	// ErrorCode is the SQLSTATE the target answered with, empty on success.
 	ErrorCode string
@@ -222,7 +225,10 @@ type SessionStats struct {
 	BytesIn, BytesOut int64
 	// Statements counts the session's statement events (Observer.Statement):
 	// each simple Query, each Execute, each refused Parse, whether the
-	// target ran it or not; Refused those the checker refused.
+	// target ran it or not; Refused those the checker refused. A refused
+	// statement counts once, at its Parse: an Execute of it that the
+	// target skipped is no event (one it ran raised the refusal again, in
+	// a later pipeline step, and is).
 	Statements int64
 	Refused    int64
 	// Reason says how the session ended: "client-terminate",

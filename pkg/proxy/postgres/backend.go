@@ -9,15 +9,22 @@ import (
 
 // handleTargetMessage processes one target message of type typ with body
 // length n. Only CommandComplete, ErrorResponse, ReadyForQuery and the
-// completion messages are looked at; everything is forwarded as bytes except
-// the BindComplete of a Bind the gateway injected.
+// completion messages are looked at, and DataRows counted (session.dataRows);
+// everything is forwarded as bytes except the BindComplete of a Bind the
+// gateway injected.
 func (s *session) handleTargetMessage(typ byte, n int) error {
+	if typ == 'D' {
+		// The most common message: counted, and forwarded as it is.
+		s.dataRows++
+		return s.be.forward(n)
+	}
 	switch typ {
 	case 'C':
 		return s.onCommandComplete(n)
 	case 'E':
 		return s.onErrorResponse(n)
 	case 'Z':
+		s.dataRows = 0
 		var status byte
 		if msg, err := s.be.peekWhole(n); err == nil && len(msg) > 5 {
 			status = msg[5]
@@ -45,12 +52,15 @@ func (s *session) handleTargetMessage(typ byte, n int) error {
 		// Query's RowDescription finds its own entry at the head.
 		s.popHead(entryDescribe)
 	case 'I', 's':
-		// EmptyQueryResponse and PortalSuspended end an Execute.
+		// EmptyQueryResponse and PortalSuspended end an Execute. A
+		// suspended one returned its rows without a command tag.
 		if h := s.queue.head(); h != nil && h.kind == entryExecute {
 			h.executed = true
+			h.rows += s.dataRows
 			s.finish(h)
 			s.queue.pop()
 		}
+		s.dataRows = 0
 	}
 	return s.be.forward(n)
 }
@@ -110,7 +120,12 @@ func (s *session) onCommandComplete(n int) error {
 		if i := bytes.IndexByte(tag, 0); i >= 0 {
 			tag = tag[:i]
 		}
-		word, rows := splitCommandTag(tag)
+		word, rows, counted := splitCommandTag(tag)
+		if !counted {
+			// A tag without a row count (SHOW, EXPLAIN, CALL): the
+			// statement's rows are the DataRows it returned.
+			rows = s.dataRows
+		}
 		switch h.kind {
 		case entryQuery, entryFunctionCall:
 			h.addTag(word, rows)
@@ -120,6 +135,7 @@ func (s *session) onCommandComplete(n int) error {
 			s.popAnswered(h)
 		}
 	}
+	s.dataRows = 0
 	return s.be.write(msg)
 }
 
@@ -142,6 +158,9 @@ func (s *session) onErrorResponse(n int) error {
 		case entryQuery, entryFunctionCall, entryRefusedParse, entryExecute:
 			refusal = !h.verdict.Allow && code == codeInsufficientPriv
 		}
+		if h.kind == entryQuery || h.kind == entryExecute {
+			h.rows += s.dataRows // sent before the error
+		}
 		switch h.kind {
 		case entryQuery, entryFunctionCall:
 			if h.errCode == "" {
@@ -151,6 +170,7 @@ func (s *session) onErrorResponse(n int) error {
 			s.failPipeline(h, code)
 		}
 	}
+	s.dataRows = 0
 	if msg == nil {
 		return s.be.forward(n)
 	}
@@ -399,6 +419,17 @@ func (s *session) finish(e *entry) {
 	case entryQuery:
 		kind = KindQuery
 	case entryExecute:
+		if !e.executed && !e.verdict.Allow {
+			// The target skipped an Execute of a statement the policy
+			// refused: the statement's one deny event is its refused
+			// Parse, and this Execute ran nothing and raised no refusal
+			// of its own. (An Execute of it that the target runs, in a
+			// later pipeline step, raises the refusal again and is
+			// audited.) The same goes for a statement whose Parse the
+			// target skipped or failed (skippedBind): nothing ran, and
+			// the policy refused nothing more.
+			return
+		}
 		kind = KindExecute
 	case entryFunctionCall:
 		kind = KindFunctionCall
@@ -450,43 +481,55 @@ func (e *entry) addTag(word string, rows int64) {
 }
 
 // splitCommandTag splits a CommandComplete tag ("INSERT 0 5", "SELECT 3",
-// "CREATE TABLE") into its command and row count. Common commands return
-// constant strings, so the steady state allocates nothing.
-func splitCommandTag(tag []byte) (string, int64) {
-	word := tag
-	var rows int64
+// "CREATE TABLE") into its command and row count; counted is false for a
+// tag without a count. PostgreSQL counts rows in the tags of SELECT
+// (also CREATE TABLE AS and SELECT INTO), INSERT, UPDATE, DELETE, MERGE,
+// COPY, FETCH and MOVE (the rows moved over, which it does not send);
+// every other tag has none, such as SHOW, EXPLAIN and CALL, which return
+// rows. Common commands return constant strings, so the steady state
+// allocates nothing.
+func splitCommandTag(tag []byte) (word string, rows int64, counted bool) {
+	w := tag
 	if i := bytes.LastIndexByte(tag, ' '); i >= 0 {
 		if n, ok := parseDigits(tag[i+1:]); ok {
-			rows = n
-			word = tag[:i]
-			if j := bytes.IndexByte(word, ' '); j >= 0 && string(word[:j]) == "INSERT" {
-				word = word[:j]
+			rows, counted = n, true
+			w = tag[:i]
+			if j := bytes.IndexByte(w, ' '); j >= 0 && string(w[:j]) == "INSERT" {
+				w = w[:j]
 			}
 		}
 	}
-	switch string(word) {
+	switch string(w) {
 	case "SELECT":
-		return "SELECT", rows
+		word = "SELECT"
 	case "INSERT":
-		return "INSERT", rows
+		word = "INSERT"
 	case "UPDATE":
-		return "UPDATE", rows
+		word = "UPDATE"
 	case "DELETE":
-		return "DELETE", rows
+		word = "DELETE"
 	case "MERGE":
-		return "MERGE", rows
+		word = "MERGE"
 	case "COPY":
-		return "COPY", rows
+		word = "COPY"
 	case "FETCH":
-		return "FETCH", rows
+		word = "FETCH"
+	case "MOVE":
+		word = "MOVE"
+	case "SHOW":
+		word = "SHOW"
+	case "EXPLAIN":
+		word = "EXPLAIN"
 	case "BEGIN":
-		return "BEGIN", rows
+		word = "BEGIN"
 	case "COMMIT":
-		return "COMMIT", rows
+		word = "COMMIT"
 	case "ROLLBACK":
-		return "ROLLBACK", rows
+		word = "ROLLBACK"
+	default:
+		word = string(w)
 	}
-	return string(word), rows
+	return word, rows, counted
 }
 
 // parseDigits parses a non-empty run of ASCII digits.

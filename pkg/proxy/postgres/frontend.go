@@ -395,7 +395,8 @@ func (s *session) onExecute(n int) error {
 // nothing per message;
 // an Execute is audited at once as not run, with the text its portal was
 // last bound to (by a Bind that may have been skipped too: the audit names
-// what the client asked for).
+// what the client asked for), unless that statement was refused (its
+// Parse was its deny event) or is unknown.
 func (s *session) forwardSkipped(typ byte, n int) error {
 	switch typ {
 	case 'E':
@@ -406,14 +407,16 @@ func (s *session) forwardSkipped(typ byte, n int) error {
 		if skipped, ok := s.skippedPortals[string(portal)]; ok {
 			rec = skipped
 		}
-		e := StatementEvent{Kind: KindExecute, Start: time.Now()}
-		if rec.info != nil {
-			e.Text, e.Verdict, e.Allowed = rec.info.text, rec.info.verdict, rec.info.verdict.Allow
-		}
+		var code string
 		if be := s.skipBindErr.Load(); be != nil && be.portal == string(portal) && s.skipBindErr.CompareAndSwap(be, nil) {
-			e.ErrorCode = be.code // the failed Bind's error is this statement's, the first Execute's
+			code = be.code // the failed Bind's error is this statement's, the first Execute's
 		}
-		s.report(e)
+		if rec.info != nil && rec.info.verdict.Allow {
+			// Not one the policy refused, nor of an unknown statement:
+			// those are not audited when skipped (see session.finish).
+			s.report(StatementEvent{Kind: KindExecute, Start: time.Now(), Text: rec.info.text,
+				Verdict: rec.info.verdict, Allowed: true, ErrorCode: code})
+		}
 		return s.fe.write(msg)
 	case 'B':
 		msg, portal, name, err := s.readBind(n)
@@ -440,7 +443,8 @@ func (s *session) forwardSkipped(typ byte, n int) error {
 
 // skippedBind is the record of a Bind the target skips: a Parse of its
 // statement failed earlier in the same pipeline step. Its Executes are
-// skipped too, and audited as not allowed and not run.
+// skipped too, and not audited: nothing ran, and the policy refused nothing
+// (a refused Parse was its own deny event).
 var skippedBind = &stmtInfo{}
 
 // sweepPortals forgets the portals the target dropped at the end of their

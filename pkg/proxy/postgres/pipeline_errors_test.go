@@ -120,8 +120,9 @@ func runPipeline(t *testing.T, g *gateway, plain bool, steps []step, want []pev)
 	}
 	trace = append(trace, strings.Join(p.readUntil(t, "ready", 3), ","))
 	p.rc.conn.Close()
+	var stats SessionStats
 	select {
-	case <-g.rec.ends:
+	case stats = <-g.rec.ends:
 	case <-time.After(5 * time.Second):
 		t.Fatal("session did not end")
 	}
@@ -129,6 +130,16 @@ func runPipeline(t *testing.T, g *gateway, plain bool, steps []step, want []pev)
 	want = append(append([]pev(nil), want...), canaryWant...)
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("wire: %v\n got: %v\nwant: %v", trace, got, want)
+	}
+	// session.end counts what the events say.
+	var refused int64
+	for _, e := range want {
+		if !e.allowed {
+			refused++
+		}
+	}
+	if stats.Statements != int64(len(want)) || stats.Refused != refused {
+		t.Errorf("session end: got %d statements, %d refused; want %d, %d", stats.Statements, stats.Refused, len(want), refused)
 	}
 }
 
@@ -182,8 +193,29 @@ func testPipelineErrorEvents(t *testing.T, plain bool) {
 			{msgs{&P{Name: "sa", Query: "SELECT 'r-a'"}, &B{DestinationPortal: "pa", PreparedStatement: "sa"}, &B{DestinationPortal: "pd", PreparedStatement: "sdel", Parameters: [][]byte{[]byte("1")}},
 				&E{Portal: "pa"}, &E{Portal: "pd"}, &P{Query: "SELECT 'r-c'"}, &B{}, &E{}, &S{}}, "ready", 1}},
 			[]pev{{Pk, del, "42501", false, false}, {X, "SELECT 'r-a'", "", true, true}, {X, del, "42501", true, false}, {X, "SELECT 'r-c'", "", false, true}}},
+		// A refused statement is one deny event, its Parse's: the
+		// Executes of it that the target skips after the refusal are not
+		// refused again.
 		{"refused-parse-mid-batch", one(&P{Query: "SELECT 'r2-a'"}, &B{}, &E{}, &P{Query: del}, &B{}, &E{}, &P{Query: "SELECT 'r2-c'"}, &B{}, &E{}, &S{}),
-			[]pev{{X, "SELECT 'r2-a'", "", true, true}, {Pk, del, "42501", false, false}, {X, del, "", false, false}, {X, "SELECT 'r2-c'", "", false, true}}},
+			[]pev{{X, "SELECT 'r2-a'", "", true, true}, {Pk, del, "42501", false, false}, {X, "SELECT 'r2-c'", "", false, true}}},
+		{"refused-parse-bind-execute", one(&P{Query: del}, &B{}, &E{}, &S{}),
+			[]pev{{Pk, del, "42501", false, false}}},
+		{"refused-parse-exec-mode", one(&P{Query: del}, &B{}, &D{ObjectType: 'P'}, &E{}, &S{}),
+			[]pev{{Pk, del, "42501", false, false}}},
+		{"refused-named-parse-two-portals", one(&P{Name: "rn", Query: del}, &B{DestinationPortal: "rn1", PreparedStatement: "rn"}, &E{Portal: "rn1"},
+			&B{DestinationPortal: "rn2", PreparedStatement: "rn"}, &E{Portal: "rn2"}, &E{Portal: "rn1"}, &S{}),
+			[]pev{{Pk, del, "42501", false, false}}},
+		{"refused-parse-flush-bind-execute", []step{
+			{msgs{&P{Query: del}, &F{}}, "error", 1},
+			{msgs{&B{}, &E{}, &E{}, &S{}}, "ready", 1}},
+			[]pev{{Pk, del, "42501", false, false}}},
+		// The target skips the refused Parse after an earlier error; its
+		// record goes back, and a Bind of it after the client read the
+		// error is of a statement the target never got.
+		{"skipped-refused-parse-flush-bind-execute", []step{
+			{msgs{&P{Query: "SELECT 1/0 AS rs1"}, &B{}, &E{}, &P{Name: "rs", Query: del}, &F{}}, "error", 1},
+			{msgs{&B{PreparedStatement: "rs"}, &E{}, &S{}}, "ready", 1}},
+			[]pev{{X, "SELECT 1/0 AS rs1", "22012", false, true}, {Pk, del, "", false, false}}},
 		{"close-portal-then-execute", one(&P{Name: "c1", Query: "SELECT 'c1'"}, &B{DestinationPortal: "pc1", PreparedStatement: "c1"}, &Cl{ObjectType: 'P', Name: "pc1"}, &E{Portal: "pc1"}, &S{}),
 			[]pev{{X, `-- Execute of portal "pc1", which the gateway did not see bound or declared`, "34000", true, true}}},
 		{"close-bad-subtype", one(&P{Name: "c2", Query: "SELECT 'c2'"}, &B{DestinationPortal: "pc2", PreparedStatement: "c2"}, &Cl{ObjectType: 'Z', Name: "x"}, &E{Portal: "pc2"}, &S{}),
@@ -443,4 +475,77 @@ func TestSyncDuringCopyIn(t *testing.T) {
 			t.Errorf("got events %v\nwant %v", got, want)
 		}
 	})
+}
+
+// TestStatementRows checks the rows of statement events: the count in the
+// command tag where PostgreSQL gives one, and otherwise the rows the
+// target returned (SHOW, EXPLAIN and CALL have tags without a count, a
+// suspended Execute has no tag, a failed statement none either).
+func TestStatementRows(t *testing.T) { forTransports(t, testStatementRows) }
+
+func testStatementRows(t *testing.T, plain bool) {
+	g := startGateway(t, gatewayOptions{plainClients: plain})
+	type rowsEv struct {
+		text, tag string
+		rows      int64
+	}
+	const (
+		show    = "show server_version"
+		explain = "EXPLAIN (COSTS OFF) SELECT 1 UNION ALL SELECT 2"
+		three   = "SELECT id FROM items WHERE id <= 3"
+		five    = "SELECT id FROM items WHERE id <= 5 ORDER BY id"
+		fails   = "SELECT 1/(3-g) FROM generate_series(1, 5) g"
+		insert  = "INSERT INTO scratch VALUES (7001, 'rows'), (7002, 'rows') RETURNING id"
+		proc    = "CREATE OR REPLACE PROCEDURE rows_proc(INOUT x int) LANGUAGE sql AS $$ SELECT x + 1 $$"
+		call    = "CALL rows_proc(1)"
+		cursor  = "BEGIN; DECLARE rc CURSOR FOR " + five + "; FETCH 2 FROM rc; MOVE 1 IN rc; FETCH ALL FROM rc; COMMIT"
+	)
+	tests := []struct {
+		name  string
+		steps []step
+		want  []rowsEv
+	}{
+		{"show-simple", one(&Q{String: show}), []rowsEv{{show, "SHOW", 1}}},
+		{"show-extended", one(&P{Query: show}, &B{}, &E{}, &S{}), []rowsEv{{show, "SHOW", 1}}},
+		{"explain-simple", one(&Q{String: explain}), []rowsEv{{explain, "EXPLAIN", 3}}},
+		{"explain-extended", one(&P{Query: explain}, &B{}, &E{}, &S{}), []rowsEv{{explain, "EXPLAIN", 3}}},
+		{"show-then-select", one(&Q{String: show + "; " + three}), []rowsEv{{show + "; " + three, "SHOW;SELECT", 4}}},
+		{"select-tag-count", one(&P{Query: three}, &B{}, &E{}, &S{}), []rowsEv{{three, "SELECT", 3}}},
+		{"returning-counted-once", one(&Q{String: insert}), []rowsEv{{insert, "INSERT", 2}}},
+		{"call", []step{{msgs{&Q{String: proc}}, "ready", 1}, {msgs{&P{Query: call}, &B{}, &E{}, &S{}}, "ready", 1}},
+			[]rowsEv{{proc, "CREATE PROCEDURE", 0}, {call, "CALL", 1}}},
+		{"portal-suspended", one(&P{Query: five}, &B{DestinationPortal: "pr"}, &E{Portal: "pr", MaxRows: 2}, &E{Portal: "pr"}, &S{}),
+			[]rowsEv{{five, "", 2}, {five, "SELECT", 3}}},
+		{"fails-part-way", one(&P{Query: fails}, &B{}, &E{}, &S{}), []rowsEv{{fails, "", 2}}},
+		{"fails-part-way-simple", one(&Q{String: fails}), []rowsEv{{fails, "", 2}}},
+		// MOVE's count is the rows it moved over, which it does not return.
+		{"fetch-and-move", one(&Q{String: cursor}), []rowsEv{{cursor, "BEGIN;DECLARE CURSOR;FETCH;MOVE;FETCH;COMMIT", 5}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(g.rec.statements())
+			p := &pipelineReader{rc: dialRaw(t, g, plain, encode(t, tt.steps[0].msgs...))}
+			for i, s := range tt.steps {
+				if i > 0 {
+					if _, err := p.rc.conn.Write(encode(t, s.msgs...)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				p.readUntil(t, s.until, s.n)
+			}
+			p.rc.conn.Close()
+			select {
+			case <-g.rec.ends:
+			case <-time.After(5 * time.Second):
+				t.Fatal("session did not end")
+			}
+			var got []rowsEv
+			for _, e := range g.rec.statements()[before:] {
+				got = append(got, rowsEv{e.Text, e.CommandTag, e.Rows})
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("got  %v\nwant %v", got, tt.want)
+			}
+		})
+	}
 }

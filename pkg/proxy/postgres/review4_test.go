@@ -64,7 +64,6 @@ func TestSkippedStepScenarios(t *testing.T) {
 			{msgs{&B{PreparedStatement: "r"}, &E{}, &P{Query: "SELECT 'after'"}, &B{}, &E{}, &S{}}, "ready", 1},
 		}, []pev{
 			{KindParse, "DROP TABLE scratch", codeInsufficientPriv, false, false},
-			{KindExecute, "DROP TABLE scratch", "", false, false},
 			{KindExecute, "SELECT 'after'", "", false, true},
 		}},
 		{"copy-error-no-sync-then-more", []step{

@@ -105,6 +105,12 @@ type session struct {
 	// still come (target goroutine).
 	discarding bool
 	bindErr    *bindError
+	// dataRows counts the DataRows the target sent since the last message
+	// that ended a statement's result: the rows of a statement whose
+	// command tag carries no count (SHOW, EXPLAIN, CALL), of an Execute
+	// that its row limit suspended, or of one that failed part way
+	// (target goroutine).
+	dataRows int64
 	// failedBinds holds, by their client message number, the Binds the
 	// target refused or skipped in the open transaction, each with the
 	// record of its portal before it: what an Execute of the portal runs

@@ -50,22 +50,34 @@ func TestSplitCommandTag(t *testing.T) {
 	tests := []struct {
 		tag, word string
 		rows      int64
+		counted   bool
 	}{
-		{"SELECT 5", "SELECT", 5},
-		{"INSERT 0 12", "INSERT", 12},
-		{"UPDATE 0", "UPDATE", 0},
-		{"COPY 1000", "COPY", 1000},
-		{"CREATE TABLE", "CREATE TABLE", 0},
-		{"BEGIN", "BEGIN", 0},
-		{"SELECT 99999999999999999999", "SELECT 99999999999999999999", 0},
+		{"SELECT 5", "SELECT", 5, true},
+		{"INSERT 0 12", "INSERT", 12, true},
+		{"UPDATE 0", "UPDATE", 0, true},
+		{"COPY 1000", "COPY", 1000, true},
+		{"FETCH 3", "FETCH", 3, true},
+		{"MOVE 2", "MOVE", 2, true},
+		{"CREATE TABLE", "CREATE TABLE", 0, false},
+		{"BEGIN", "BEGIN", 0, false},
+		{"SHOW", "SHOW", 0, false},
+		{"EXPLAIN", "EXPLAIN", 0, false},
+		{"CALL", "CALL", 0, false},
+		{"SELECT 99999999999999999999", "SELECT 99999999999999999999", 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(strings.ReplaceAll(strings.ToLower(tt.tag), " ", "-"), func(t *testing.T) {
-			word, rows := splitCommandTag([]byte(tt.tag))
-			if word != tt.word || rows != tt.rows {
-				t.Errorf("got %q, %d; want %q, %d", word, rows, tt.word, tt.rows)
+			word, rows, counted := splitCommandTag([]byte(tt.tag))
+			if word != tt.word || rows != tt.rows || counted != tt.counted {
+				t.Errorf("got %q, %d, %t; want %q, %d, %t", word, rows, counted, tt.word, tt.rows, tt.counted)
 			}
 		})
+	}
+	// The common tags cost no allocation.
+	for _, tag := range [][]byte{[]byte("SELECT 1"), []byte("SHOW"), []byte("EXPLAIN"), []byte("FETCH 10")} {
+		if n := testing.AllocsPerRun(100, func() { splitCommandTag(tag) }); n != 0 {
+			t.Errorf("splitCommandTag(%q): got %v allocations, want 0", tag, n)
+		}
 	}
 }
 
