@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -176,15 +177,16 @@ func (s *session) onErrorResponse(n int) error {
 	}
 	if refusal {
 		// The gateway's own refusal, raised by the target from a DO
-		// block: its CONTEXT line would name PL/pgSQL, not the policy.
-		msg = withoutField(msg, 'W')
+		// block: its CONTEXT (W) and source location (F, L, R) would name
+		// PL/pgSQL, not the policy.
+		msg = withoutFields(msg, "WFLR")
 	}
 	return s.be.write(msg)
 }
 
-// withoutField returns the ErrorResponse msg without its fields of type
-// typ (a new slice), or msg if it has none.
-func withoutField(msg []byte, typ byte) []byte {
+// withoutFields returns the ErrorResponse msg without its fields of the
+// types in types (a new slice), or msg if it has none.
+func withoutFields(msg []byte, types string) []byte {
 	out := append(make([]byte, 0, len(msg)), msg[:5]...)
 	cut := false
 	for body := msg[5:]; len(body) > 1 && body[0] != 0; {
@@ -192,7 +194,7 @@ func withoutField(msg []byte, typ byte) []byte {
 		if end < 0 {
 			break
 		}
-		if field := body[:end+2]; field[0] == typ {
+		if field := body[:end+2]; strings.IndexByte(types, field[0]) >= 0 {
 			cut = true
 		} else {
 			out = append(out, field...)

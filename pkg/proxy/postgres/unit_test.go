@@ -185,8 +185,8 @@ func pgStateOf(t *testing.T, pid int) string {
 
 // TestRefusalHasNoPLpgSQLContext: the target raises the gateway's refusal
 // from a DO block, whose CONTEXT line ("PL/pgSQL function
-// inline_code_block line 1 at RAISE") is noise to the client; it is cut,
-// in both protocols.
+// inline_code_block line 1 at RAISE") and source location (pl_exec.c)
+// are noise to the client; they are cut, in both protocols.
 func TestRefusalHasNoPLpgSQLContext(t *testing.T) {
 	forTransports(t, func(t *testing.T, plain bool) {
 		g := startGateway(t, gatewayOptions{plainClients: plain})
@@ -199,6 +199,10 @@ func TestRefusalHasNoPLpgSQLContext(t *testing.T) {
 			}
 			if pe.Where != "" || pe.Hint != RefusalHint {
 				t.Errorf("mode %v: refusal has CONTEXT %q and HINT %q; want no CONTEXT and RefusalHint", mode, pe.Where, pe.Hint)
+			}
+			// psql's VERBOSITY=verbose shows these as LOCATION.
+			if pe.File != "" || pe.Line != 0 || pe.Routine != "" {
+				t.Errorf("mode %v: refusal has the location %s:%d %s in PL/pgSQL; want none", mode, pe.File, pe.Line, pe.Routine)
 			}
 		}
 	})
