@@ -88,6 +88,7 @@ var refusalCases = []struct {
 	{name: "dollar-quote-then-write", as: etl, sql: "SELECT $q$ ; $q$; DELETE FROM orders", want: "DELETE needs write"},
 	{name: "string-then-write", as: etl, sql: "SELECT 'it''s; fine'; UPDATE orders SET status = 'x'", want: "UPDATE needs write"},
 	{name: "unclassifiable", as: etl, sql: "SELEC broken", want: `grant "etl-orders-read" gives read access to "orders"; the statement could not be classified, so it is denied: syntax error at or near "SELEC"; check the statement's syntax`},
+	{name: "forbidden-setting", as: etl, sql: "SET standard_conforming_strings = off", want: `grant "etl-orders-read" gives read access to "orders"; SET is refused: changing standard_conforming_strings: it would make PostgreSQL read later statements differently`},
 	{name: "drop-table", as: alice, sql: "DROP TABLE orders", want: `denied by rule "no-drop"`, rule: "no-drop"},
 	{name: "truncate", as: alice, sql: "TRUNCATE orders", want: `denied by rule "no-drop"`, rule: "no-drop"},
 	{name: "drop-as-second-statement", as: alice, sql: `SELECT 1; drop TABLE "orders"`, want: `denied by rule "no-drop"`, rule: "no-drop"},

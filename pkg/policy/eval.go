@@ -32,6 +32,10 @@ type Statement struct {
 	// Opaque marks a statement that runs SQL nobody can inspect (DO, CALL,
 	// EXECUTE): every deny and approve rule on the target covers it.
 	Opaque bool
+	// Forbidden, when not empty, says why no grant may run the statement
+	// (it would change how the target reads later statements), and
+	// Evaluate denies it.
+	Forbidden string
 }
 
 // needs says what level a statement needs and, when known, why:
@@ -139,6 +143,10 @@ func (p *Policy) Evaluate(pr Principal, target string, req Request, now time.Tim
 		}
 	}
 	for _, s := range req.Statements {
+		if s.Forbidden != "" {
+			return Verdict{Decision: Deny, Grant: g,
+				Message: fmt.Sprintf("grant %q gives %s access to %q; %s is refused: %s", g.ID, g.Access, target, tagOr(s.Tag), s.Forbidden)}
+		}
 		// Fail closed: an unclassified statement needs an unknown level.
 		if s.Access == 0 {
 			msg := fmt.Sprintf("grant %q gives %s access to %q; %s could not be classified, so it is denied", g.ID, g.Access, target, tagOr(s.Tag))

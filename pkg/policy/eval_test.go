@@ -118,6 +118,8 @@ func TestEvaluate(t *testing.T) {
 			wantMsg: `grant "dba-orders-write" gives write access to "orders"; DO could not be classified, so it is denied`},
 		{name: "unparseable-denied-with-grant", pr: etl, target: "orders", req: req(Statement{Why: `syntax error at or near "SELEC"; check the statement's syntax`}), want: Deny, wantGrant: "etl-orders-read",
 			wantMsg: `grant "etl-orders-read" gives read access to "orders"; the statement could not be classified, so it is denied: syntax error at or near "SELEC"; check the statement's syntax`},
+		{name: "forbidden-names-the-grant", pr: etl, target: "orders", req: req(Statement{Tag: "SET", Access: AccessRead, Forbidden: "it changes how PostgreSQL reads strings"}), want: Deny, wantGrant: "etl-orders-read",
+			wantMsg: `grant "etl-orders-read" gives read access to "orders"; SET is refused: it changes how PostgreSQL reads strings`},
 		{name: "unparseable-without-grant", pr: alice, target: "metrics", req: req(Statement{Why: "syntax error"}), want: Deny,
 			wantMsg: `no grant gives user:alice access to target "metrics"; ask the owner to add one in grants/`},
 	}

@@ -5,7 +5,6 @@
 package sqlrequest
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/gatectl/gatectl/pkg/policy"
@@ -26,14 +25,11 @@ func FromSQL(sql string) (policy.Request, error) {
 func FromResult(sql string, res *sqlclass.Result) (policy.Request, error) {
 	req := policy.Request{Text: sql, Statements: make([]policy.Statement, len(res.Statements))}
 	for i, st := range res.Statements {
-		if st.Forbidden != "" {
-			return policy.Request{Text: sql}, errors.New(st.Forbidden)
-		}
 		a, err := Access(st.Level)
 		if err != nil {
 			return policy.Request{Text: sql}, err
 		}
-		req.Statements[i] = policy.Statement{Tag: st.Tag, Access: a, Why: st.Reason, Opaque: st.Opaque}
+		req.Statements[i] = policy.Statement{Tag: st.Tag, Access: a, Why: st.Reason, Opaque: st.Opaque, Forbidden: st.Forbidden}
 		for _, t := range st.Tags {
 			if t != st.Tag {
 				req.Statements[i].Nested = append(req.Statements[i].Nested, t)
