@@ -369,3 +369,66 @@ func TestPgSettingsPipelinedBypass(t *testing.T) {
 		t.Errorf("a write grant dropped table rev3_victim (rule no-drop) by hiding the DROP behind UPDATE pg_settings")
 	}
 }
+
+// TestFetchOfABoundPortal: SQL FETCH of a portal that the protocol's Bind
+// made runs its statement, out of sight of the Execute path's re-check
+// and audit event (a security review's finding: an INSERT bound under one
+// policy ran by FETCH after a deny rule for it went live, audited as a
+// FETCH). The gateway refuses it with the classifier's name of the
+// portal; FETCH of a DECLAREd cursor still runs.
+func TestFetchOfABoundPortal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pc, err := pgconn.ConnectConfig(ctx, pgConfig(t, etl).Config.Copy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Conn.Close()
+	send := func(msgs ...pgproto3.FrontendMessage) {
+		t.Helper()
+		for _, m := range msgs {
+			hc.Frontend.Send(m)
+		}
+		if err := hc.Frontend.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// read returns the SQLSTATEs of errors and the tags of completions
+	// up to the next ReadyForQuery.
+	read := func() []string {
+		t.Helper()
+		hc.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var seen []string
+		for {
+			m, err := hc.Frontend.Receive()
+			if err != nil {
+				t.Fatalf("receive: %v (seen %v)", err, seen)
+			}
+			switch m := m.(type) {
+			case *pgproto3.ErrorResponse:
+				seen = append(seen, m.Code+" "+m.Message)
+			case *pgproto3.CommandComplete:
+				seen = append(seen, string(m.CommandTag))
+			case *pgproto3.ReadyForQuery:
+				return seen
+			}
+		}
+	}
+	send(&pgproto3.Query{String: "BEGIN; DECLARE revf_c CURSOR FOR SELECT 1"})
+	read()
+	send(&pgproto3.Query{String: "FETCH ALL FROM revf_c"})
+	if got := read(); fmt.Sprint(got) != "[FETCH 1]" {
+		t.Errorf("FETCH of a DECLAREd cursor: %v, want it run", got)
+	}
+	send(&pgproto3.Parse{Query: "SELECT 'revf'"}, &pgproto3.Bind{DestinationPortal: "revF_p"}, &pgproto3.Sync{})
+	read()
+	send(&pgproto3.Query{String: `FETCH ALL FROM "revF_p"`})
+	got := read()
+	if len(got) != 1 || !strings.HasPrefix(got[0], `42501 FETCH or MOVE of portal "revF_p", which a Bind made, is refused`) {
+		t.Errorf("FETCH of a bound portal: %v, want the refusal", got)
+	}
+}

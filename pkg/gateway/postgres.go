@@ -326,6 +326,9 @@ func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) (pgpro
 				out.Holds = append(out.Holds, st.Cursor)
 			}
 		}
+		if st.Fetched != "" {
+			out.Fetches = append(out.Fetches, st.Fetched)
+		}
 	}
 	if v.Decision == policy.Deny && v.Grant == nil {
 		// The grant is gone (removed or expired): no statement of the

@@ -81,6 +81,10 @@ type Statement struct {
 	// HOLD, whose cursor outlives its transaction.
 	Cursor     string
 	CursorHold bool
+	// Fetched is the name of the cursor or portal a FETCH or MOVE reads:
+	// reading one runs its statement if it has not run yet, and a portal
+	// the protocol's Bind made holds a statement this text does not show.
+	Fetched string
 	// Reason says why the statement has its level, for messages.
 	Reason string
 	// Forbidden, when not empty, says why no grant may run the statement:

@@ -81,6 +81,8 @@ func TestClassify(t *testing.T) {
 		{"set-quoted-mixed-case", `SET "DateStyle" = 'ISO'`, LevelRead, "SET", ""},
 		{"set-default", "SET extra_float_digits TO DEFAULT", LevelRead, "SET", ""},
 		{"set-transaction-read-only", "SET TRANSACTION READ ONLY", LevelRead, "SET", ""},
+		{"begin-read-only", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY DEFERRABLE", LevelRead, "BEGIN", ""},
+		{"start-transaction", "START TRANSACTION", LevelRead, "START TRANSACTION", ""},
 		{"set-characteristics-isolation", "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE, DEFERRABLE", LevelRead, "SET", ""},
 		{"set-read-only-param-on", "SET transaction_read_only = on", LevelRead, "SET", ""},
 		{"set-default-read-only-true", "SET default_transaction_read_only TO true", LevelRead, "SET", ""},
@@ -184,6 +186,9 @@ func TestClassify(t *testing.T) {
 		{"set-session-preload-libraries", "SET session_preload_libraries = 'x'", LevelAdmin, "SET", ""},
 		{"set-work-mem", "SET work_mem = '64GB'", LevelAdmin, "SET", ""},
 		{"set-transaction-read-write", "SET TRANSACTION READ WRITE", LevelWrite, "SET", ""},
+		{"begin-read-write", "BEGIN READ WRITE", LevelWrite, "BEGIN", ""},
+		{"start-transaction-read-write", "START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ WRITE", LevelWrite, "START TRANSACTION", ""},
+		{"begin-read-only-off", "BEGIN TRANSACTION READ ONLY, READ WRITE", LevelWrite, "BEGIN", ""},
 		{"set-transaction-isolation-read-write", "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ WRITE", LevelWrite, "SET", ""},
 		{"set-characteristics-read-write", "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE", LevelWrite, "SET", ""},
 		{"set-read-only-param-off", "SET transaction_read_only = off", LevelWrite, "SET", ""},
@@ -523,6 +528,28 @@ func TestFunctionBodyIsSeenWhenCreated(t *testing.T) {
 		}
 		if st.Opaque != tc.opaque {
 			t.Errorf("%s: opaque = %v, want %v", tc.sql, st.Opaque, tc.opaque)
+		}
+	}
+}
+
+// TestFetchNamesWhatItReads: FETCH and MOVE run a portal's statement if
+// it has not run yet; the relay must know which name they read.
+func TestFetchNamesWhatItReads(t *testing.T) {
+	for sql, want := range map[string]string{
+		"FETCH c":                       "c",
+		`FETCH ALL FROM "revE_p"`:       "revE_p",
+		"fetch forward 5 in C":          "c",
+		"MOVE LAST IN c":                "c",
+		"MOVE ABSOLUTE -1 FROM \"x\"":   "x",
+		"DECLARE c CURSOR FOR SELECT 1": "",
+		"CLOSE c":                       "",
+	} {
+		res, err := Classify(sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.Statements[0].Fetched; got != want {
+			t.Errorf("%s: Fetched %q, want %q", sql, got, want)
 		}
 	}
 }

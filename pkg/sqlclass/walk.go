@@ -142,6 +142,8 @@ func (w *walker) visit(msg protoreflect.ProtoMessage, sc scope) scope {
 		if !sc.planOnly {
 			functionBody(st, x)
 		}
+	case *pg_query.FetchStmt:
+		st.Fetched = x.GetPortalname()
 	case *pg_query.DeclareCursorStmt:
 		if !sc.planOnly && st.Cursor == "" {
 			st.Cursor = x.GetPortalname()

@@ -119,6 +119,11 @@ type Verdict struct {
 	// Holds names those of Declares that are WITH HOLD: they outlive
 	// their transaction.
 	Holds []string
+	// Fetches names the cursors that SQL FETCH or MOVE in the text reads.
+	// A portal of one of those names that a Bind made would run a
+	// statement this text does not show, unchecked and unaudited, so the
+	// relay refuses it (see session.fetchesBoundPortal).
+	Fetches []string
 	// PolicyCommit is the policy commit that decided, for audit.
 	PolicyCommit string
 	// EndCode, when set, ends the session: the client gets FATAL with this

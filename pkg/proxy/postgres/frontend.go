@@ -172,6 +172,11 @@ func (s *session) onQuery(n int) error {
 	if err != nil {
 		return err
 	}
+	if v.Allow && len(v.Fetches) > 0 {
+		if why := s.fetchesBoundPortal(v.Fetches); why != "" {
+			v.Allow, v.Message = false, why
+		}
+	}
 	s.queue.push(entry{kind: entryQuery, text: text, verdict: v, start: time.Now(), at: s.msgNo})
 	if v.Allow {
 		s.copyIn, s.copyInQuery = v.CopyIn, v.CopyIn
@@ -378,6 +383,14 @@ func (s *session) onExecute(n int) error {
 		// expired token stops it at the next Execute.
 		if err := s.recheck(rec.info.text, "", KindExecute, "bound"); err != nil {
 			return err
+		}
+	}
+	if v := rec.info.verdict; v.Allow && len(v.Fetches) > 0 {
+		// Which portals exist is known only now, as the FETCH runs.
+		if why := s.fetchesBoundPortal(v.Fetches); why != "" {
+			v.Allow, v.Message = false, why
+			s.report(StatementEvent{Kind: KindExecute, Text: rec.info.text, Verdict: v, Start: time.Now()})
+			return &refusedSessionError{msg: why}
 		}
 	}
 	e := entry{kind: entryExecute, portal: string(portal), start: time.Now(),
@@ -645,6 +658,25 @@ func (s *session) forgetPrepared(v Verdict, text string) {
 		// goes on, as the target's portals are not the gateway's to bound.
 		s.stmts.bind([]byte(name), portalRec{info: info, at: s.msgNo, read: info.read, hold: slices.Contains(v.Holds, name)})
 	}
+}
+
+// fetchesBoundPortal says why a FETCH or MOVE of the cursors named is
+// refused, or "": one of them is a portal that the protocol's Bind made,
+// not a DECLARE. Portals and cursors share one namespace, and FETCH runs a
+// portal's statement if it has not run yet: the statement would run
+// without the check and the audit event of its Execute. Names the gateway
+// does not know are a function's cursors (a refcursor), opened by SQL it
+// checked.
+func (s *session) fetchesBoundPortal(names []string) string {
+	s.sweepPortals()
+	for _, name := range names {
+		rec := s.stmts.portal([]byte(name))
+		if rec.info != nil && !slices.Contains(rec.info.verdict.Declares, name) {
+			s.log.Info("statement refused", "reason", "FETCH or MOVE of a bound portal")
+			return fmt.Sprintf("FETCH or MOVE of portal %q, which a Bind made, is refused: it would run the bound statement without the gateway's check and audit; read the portal with Execute, or use DECLARE for a cursor", name)
+		}
+	}
+	return ""
 }
 
 // applyRevertsIfAny applies the reverts the target side queued, if any.

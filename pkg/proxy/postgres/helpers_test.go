@@ -93,7 +93,8 @@ func needPG(t testing.TB) *pgserver.Server {
 }
 
 // testChecker refuses statements starting with DROP or DELETE and function
-// calls other than pg_backend_pid (oid 2026).
+// calls other than pg_backend_pid (oid 2026), and reports the cursors that
+// DECLARE opens and FETCH or MOVE reads.
 type testChecker struct{}
 
 func (c testChecker) TryCheck(sql string) (Verdict, bool) {
@@ -118,6 +119,11 @@ func (testChecker) Check(_ context.Context, sql string) Verdict {
 			v.Holds = v.Declares
 		}
 		return v
+	case strings.HasPrefix(s, "FETCH ") || strings.HasPrefix(s, "MOVE "):
+		// FETCH|MOVE [direction] FROM|IN name, the gateway's classifier
+		// in brief.
+		f := strings.Fields(s)
+		return Verdict{Allow: true, Tag: f[0], Fetches: []string{strings.ToLower(f[len(f)-1])}}
 	case strings.Contains(s, "PREPARE "):
 		name, _, _ := strings.Cut(strings.TrimSpace(s[strings.Index(s, "PREPARE ")+len("PREPARE "):]), " ")
 		return Verdict{Allow: true, Tag: "PREPARE", Prepares: []string{strings.ToLower(name)}}
