@@ -98,8 +98,14 @@ func copyLevel(x *pg_query.CopyStmt) (Level, string) {
 func transactionLevel(x *pg_query.TransactionStmt) (Level, string) {
 	switch x.GetKind() {
 	case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN,
-		pg_query.TransactionStmtKind_TRANS_STMT_START,
-		pg_query.TransactionStmtKind_TRANS_STMT_COMMIT,
+		pg_query.TransactionStmtKind_TRANS_STMT_START:
+		if len(x.GetOptions()) > 0 {
+			// BEGIN READ WRITE lifts a read-only default (a role's
+			// default_transaction_read_only) as SET TRANSACTION does.
+			return transactionSettingsLevel("transaction", x.GetOptions())
+		}
+		return LevelRead, "transaction control changes no data by itself"
+	case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT,
 		pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK,
 		pg_query.TransactionStmtKind_TRANS_STMT_SAVEPOINT,
 		pg_query.TransactionStmtKind_TRANS_STMT_RELEASE,

@@ -131,7 +131,7 @@ func transactionSettingsLevel(name string, args []*pg_query.Node) (Level, string
 		case anyValue:
 		case onlyOn:
 			if !literalOn(d.GetArg()) {
-				level, reason = LevelWrite, "SET TRANSACTION … READ WRITE lifts read-only mode"
+				level, reason = LevelWrite, "READ WRITE lifts read-only mode"
 			}
 		default:
 			return LevelAdmin, settingReason(param)
