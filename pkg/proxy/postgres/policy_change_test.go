@@ -230,3 +230,43 @@ func TestPipelinedPrepareThenBind(t *testing.T) {
 		}
 	})
 }
+
+// TestUnsupportedStartupIsRefused: a replication connection or startup
+// options are refused with 0A000 before the password is asked for, rather
+// than dropped, which gave an ordinary session and settings that seemed
+// set and were not; replication=false still logs in.
+func TestUnsupportedStartupIsRefused(t *testing.T) {
+	g := startGateway(t, gatewayOptions{})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		param, value, want string
+	}{
+		{"replication", "database", "replication connections are not supported"},
+		{"replication", "true", "replication connections are not supported"},
+		{"replication", "on", "replication connections are not supported"},
+		{"options", "-c statement_timeout=1000", "startup options (PGOPTIONS, options=-c …) are not passed"},
+		{"replication", "false", ""},
+		{"replication", "of", ""},
+		{"options", "  ", ""},
+	} {
+		cfg := g.pgxConfig(t, goodToken, g.sslmode, nil)
+		cfg.RuntimeParams[tc.param] = tc.value
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%s=%q: %v, want a session", tc.param, tc.value, err)
+				continue
+			}
+			conn.Close(ctx)
+			continue
+		}
+		if err == nil {
+			conn.Close(ctx)
+			t.Errorf("%s=%q: got a session, want 0A000", tc.param, tc.value)
+			continue
+		}
+		if code := pgCode(err); code != codeFeatureNotSupported || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s=%q: got %v, want 0A000 %q", tc.param, tc.value, err, tc.want)
+		}
+	}
+}

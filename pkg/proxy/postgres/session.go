@@ -229,6 +229,9 @@ func (s *Server) serveConn(t *tracked) {
 // succeeds.
 func (s *Server) startSession(t *tracked, n negotiated, r *bufio.Reader, w *bufio.Writer, log *slog.Logger) (*session, error) {
 	p := n.packet
+	if why := unsupportedStartup(p.params); why != "" {
+		return nil, &clientError{Code: codeFeatureNotSupported, Msg: why}
+	}
 	if p.minor > 0 || len(p.options) > 0 {
 		// Offer protocol 3.0 and none of the client's protocol options.
 		w.Write(appendMessage(nil, &pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: p.options}))

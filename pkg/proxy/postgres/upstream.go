@@ -35,6 +35,37 @@ var forwardedParams = map[string]bool{
 	"extra_float_digits": true,
 }
 
+// unsupportedStartup says why the gateway refuses a startup packet with
+// params, or "". Most parameters it does not pass on (forwardedParams) are
+// dropped quietly, but two change what the client gets so much that
+// dropping them would mislead: a replication connection would be an
+// ordinary session, and startup options (PGOPTIONS, -c name=value) would
+// seem set and not be.
+func unsupportedStartup(params map[string]string) string {
+	if v, ok := params["replication"]; ok && !falseBool(v) {
+		return "replication connections are not supported through the gateway; connect to the target directly for replication or pg_basebackup"
+	}
+	if strings.TrimSpace(params["options"]) != "" {
+		return "startup options (PGOPTIONS, options=-c …) are not passed through the gateway, which could not check them; unset them and SET the parameters after connecting"
+	}
+	return ""
+}
+
+// falseBool reports whether v is false as PostgreSQL reads a boolean
+// parameter: false, no, off, 0, or an unambiguous prefix of them.
+func falseBool(v string) bool {
+	v = strings.ToLower(strings.TrimSpace(v))
+	switch {
+	case v == "0":
+		return true
+	case len(v) >= 1 && (strings.HasPrefix("false", v) || strings.HasPrefix("no", v)):
+		return true
+	case len(v) >= 2 && strings.HasPrefix("off", v):
+		return true
+	}
+	return false
+}
+
 // pinnedParams are set on every target connection, over any database or role
 // default, because the classifier parses statements as PostgreSQL does with
 // these values: with standard_conforming_strings off, the target would read

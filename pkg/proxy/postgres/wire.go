@@ -17,6 +17,7 @@ const (
 	codeTooManyConnections   = "53300" // too_many_connections
 	codeConnectionFailure    = "08006" // connection_failure
 	codeProtocolViolation    = "08P01" // protocol_violation
+	codeFeatureNotSupported  = "0A000" // feature_not_supported
 	codeProgramLimitExceeded = "54000" // program_limit_exceeded
 	codeAdminShutdown        = "57P01" // admin_shutdown
 	codeInternalError        = "XX000" // internal_error
