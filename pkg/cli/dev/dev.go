@@ -2,6 +2,7 @@
 package dev
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatectl/gatectl/pkg/cli/cmdutil"
+	"github.com/gatectl/gatectl/pkg/client"
 )
 
 // NewCmd returns `gatectl dev`.
@@ -44,6 +46,9 @@ this, and only on loopback.`,
 			if opts.Sub == "" {
 				return cmdutil.Usagef("--sub is required: the subject to mint a token for")
 			}
+			if opts.TTL <= 0 {
+				return cmdutil.Usagef("--ttl must be positive, e.g. --ttl 10m")
+			}
 			c, err := f.AnonymousClient()
 			if err != nil {
 				return err
@@ -53,6 +58,10 @@ this, and only on loopback.`,
 				AccessToken string `json:"access_token"`
 			}
 			if err := c.Do(cmd.Context(), http.MethodPost, "/dev/token", nil, req, &resp); err != nil {
+				if ae := (*client.Error)(nil); errors.As(err, &ae) && ae.Status != http.StatusNotFound {
+					// The dev issuer answered: its reason is the whole story.
+					return fmt.Errorf("mint a dev token: %w", err)
+				}
 				return fmt.Errorf("mint a dev token: %w (is the gateway running with --dev?)", err)
 			}
 			_, err = fmt.Fprintln(f.IO.Out, resp.AccessToken)
