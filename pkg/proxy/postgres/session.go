@@ -284,7 +284,9 @@ func (s *Server) startSession(t *tracked, n negotiated, r *bufio.Reader, w *bufi
 	if err != nil {
 		cancel()
 		log.Warn("target login failed", "target_address", plan.Upstream.Address, "target_user", plan.Upstream.User, "err", err)
-		hint := "the gateway could not reach the target; try again later"
+		// Not a login the target refused or did not answer: the
+		// gateway's own configuration of the target, or the takeover.
+		hint := "the gateway could not log in to the target; the gateway's log has the cause, for the gateway's operator"
 		if le := (*loginError)(nil); errors.As(err, &le) {
 			hint = le.hint()
 		}

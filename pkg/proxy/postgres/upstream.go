@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -188,13 +189,19 @@ func upstreamConfig(u Upstream, client map[string]string) (*pgconn.Config, error
 type loginError struct {
 	msg string
 	// code is the SQLSTATE of the target's refusal of the login (its
-	// credential, database or pg_hba.conf); empty when it did not answer.
+	// credential, database or pg_hba.conf); empty when it gave none.
 	code string
+	// answered is set when the target answered but the login failed
+	// without a SQLSTATE: TLS, or an authentication method the gateway
+	// refuses. The client is not told which (see the gateway log).
+	answered bool
 }
 
 // hint says what to do about a failed login, for the client.
 func (e *loginError) hint() string {
 	switch {
+	case e.code == "" && e.answered:
+		return "the target answered, but the gateway could not complete its login there; the gateway's log has the cause, for the gateway's operator"
 	case e.code == "":
 		return "the target did not answer (down or unreachable); try again later"
 	case e.code == "28P01" || e.code == "28000":
@@ -208,6 +215,15 @@ func (e *loginError) hint() string {
 }
 
 func (e *loginError) Error() string { return e.msg }
+
+// unreachable reports whether err, of a failed login, means the target
+// did not answer: no connection, or no answer in time.
+func unreachable(err error) bool {
+	if oe := (*net.OpError)(nil); errors.As(err, &oe) && oe.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)
+}
 
 // dialUpstream logs in to the target with the session's credential and takes
 // the connection over. Errors never contain the password.
@@ -230,6 +246,8 @@ func dialUpstream(ctx context.Context, u Upstream, client map[string]string) (*u
 		le := &loginError{msg: msg}
 		if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) {
 			le.code = pe.Code
+		} else {
+			le.answered = !unreachable(err)
 		}
 		return nil, le
 	}

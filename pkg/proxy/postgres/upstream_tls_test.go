@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/gatectl/gatectl/pkg/pgserver"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Roles of the auth and TLS targets, one per pg_hba.conf method, and their
@@ -167,6 +169,11 @@ func (r loginResult) checkGenericFailure(t *testing.T, wantLog string) {
 		if strings.Contains(r.client, leak) || strings.Contains(r.err.Error(), leak) {
 			t.Errorf("client saw %q in %q", leak, r.err)
 		}
+	}
+	// The target (or the gateway's configuration) refused: not down, so
+	// trying again later does not help.
+	if pe := (*pgconn.PgError)(nil); errors.As(r.err, &pe) && (strings.Contains(pe.Hint, "did not answer") || strings.Contains(pe.Hint, "try again later")) {
+		t.Errorf("hint %q, want one that does not blame an unreachable target", pe.Hint)
 	}
 	if !strings.Contains(r.logs, "target login failed") || !strings.Contains(r.logs, wantLog) {
 		t.Errorf("gateway log: got %s, want the login failure with %q", r.logs, wantLog)
