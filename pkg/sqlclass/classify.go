@@ -14,7 +14,7 @@ import (
 const MaxLen = 1 << 20
 
 // ErrTooLarge is wrapped by the error Classify returns for input over MaxLen.
-var ErrTooLarge = errors.New("statement too large to classify")
+var ErrTooLarge = errors.New("SQL text too large to classify")
 
 // Statement is the classification of one statement of a query string.
 type Statement struct {
@@ -109,7 +109,7 @@ type Result struct {
 // cannot be parsed, contains a NUL byte, or is longer than MaxLen.
 func Classify(sql string) (*Result, error) {
 	if len(sql) > MaxLen {
-		return nil, fmt.Errorf("%w: %d bytes is over the %d-byte limit; split it into smaller statements", ErrTooLarge, len(sql), MaxLen)
+		return nil, fmt.Errorf("%w: %d bytes is over the %d-byte limit for one request; send its statements in smaller requests (gatectl exec -f sends a whole file as one)", ErrTooLarge, len(sql), MaxLen)
 	}
 	// The parser takes a C string and would stop at a NUL, classifying a
 	// prefix of what the caller would forward: refuse instead (fail closed).

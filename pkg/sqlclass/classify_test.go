@@ -366,7 +366,7 @@ func TestClassifyRefuses(t *testing.T) {
 		{"garbage", "\x01\x02\x03", "syntax error"},
 		{"second-statement-broken", "SELECT 1; DROP TABLE", "syntax error"},
 		{"nul-byte", "SELECT 1\x00; DROP TABLE t", "NUL byte"},
-		{"too-large", "SELECT " + strings.Repeat("1+", MaxLen/2) + "1", "statement too large to classify"},
+		{"too-large", "SELECT " + strings.Repeat("1+", MaxLen/2) + "1", "SQL text too large to classify: 1048584 bytes is over the 1048576-byte limit for one request; send its statements in smaller requests"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
