@@ -1,5 +1,6 @@
 // Package pgenc tells the PostgreSQL client encodings in which the gateway
-// reads statements as PostgreSQL does from those in which it cannot.
+// reads statements as PostgreSQL does from those in which it cannot, and
+// renders statements sent in the former as UTF-8 (Converter).
 //
 // The gateway parses statement text as bytes in which quotes, backslashes
 // and keywords are ASCII. That holds for every encoding a PostgreSQL server

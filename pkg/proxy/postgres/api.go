@@ -75,7 +75,10 @@ type Upstream struct {
 }
 
 // StatementChecker decides one statement. Check may block (a hold waiting for
-// an approval); ctx is cancelled when the session ends.
+// an approval); ctx is cancelled when the session ends. While the
+// session's client_encoding is not UTF8, sql is the statement rendered as
+// UTF-8 with the tokens the target reads (see StatementEvent.Text); the
+// target gets the client's bytes.
 type StatementChecker interface {
 	Check(ctx context.Context, sql string) Verdict
 }
@@ -195,7 +198,9 @@ type StatementEvent struct {
 	SessionID string
 	Kind      StatementKind
 	// Text is the statement text as the client sent it (for a function call,
-	// "FUNCTION CALL <oid>"). Strings are immutable: the event may be kept.
+	// "FUNCTION CALL <oid>"), rendered as UTF-8 when the session's
+	// client_encoding is another (see pgenc.Converter): the text the
+	// checker saw. Strings are immutable: the event may be kept.
 	Text string
 	// Allowed is the checker's decision; Verdict has its details.
 	Allowed bool

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/gatectl/gatectl/pkg/pgenc"
 )
 
 // handleTargetMessage processes one target message of type typ with body
@@ -87,6 +89,15 @@ func (s *session) onParameterStatus(n int) error {
 	value, _, _ := cutBytes(rest)
 	if why := unsafeParam(string(name), string(value)); why != "" {
 		return &unsafeSettingError{msg: why + "; the session is closed"}
+	}
+	if strings.EqualFold(string(name), "client_encoding") {
+		// Stored before the client sees the report, so every statement
+		// the client sends knowing of the change is read in the new
+		// encoding. One already pipelined behind the SET is read in the
+		// old one: its tokens are the same in both (every byte of a
+		// multibyte character is >= 0x80 in the encodings that pass
+		// unsafeParam), only its non-ASCII characters may read wrong.
+		s.clientEnc.Store(pgenc.ConverterFor(string(value)))
 	}
 	return nil
 }

@@ -185,7 +185,7 @@ func (s *session) onQuery(n int) error {
 	}
 	// Fail closed: the refused text never reaches the target; the target
 	// raises the refusal instead so its transaction state stays the client's.
-	s.scratch = appendQuery(s.scratch[:0], refusalSQL(v.Message))
+	s.scratch = appendQuery(s.scratch[:0], refusalSQL(s.refusalMessage(v.Message)))
 	return s.fe.write(s.scratch)
 }
 
@@ -211,7 +211,12 @@ func (s *session) onParse(n int) error {
 	}
 	prev := s.stmts.stmt(name)
 	var text string
-	if prev != nil && prev.text == string(sql) {
+	if enc := s.clientEnc.Load(); enc != nil {
+		text = enc.String(sql)
+		if prev != nil && prev.text == text {
+			text = prev.text
+		}
+	} else if prev != nil && prev.text == string(sql) {
 		text = prev.text // the same statement again (a one-shot query repeated): share its text, copy nothing
 	} else {
 		text = string(sql)
@@ -247,7 +252,7 @@ func (s *session) onParse(n int) error {
 	// it at once so the error answers this Parse.
 	e.kind, e.text, e.verdict, e.start = entryRefusedParse, info.text, info.verdict, time.Now()
 	s.queue.push(e)
-	s.scratch = appendRefusedParse(s.scratch[:0], name, info.verdict.Message)
+	s.scratch = appendRefusedParse(s.scratch[:0], name, s.refusalMessage(info.verdict.Message))
 	return s.fe.write(s.scratch)
 }
 
@@ -561,7 +566,7 @@ func (s *session) onFunctionCall(n int) error {
 	}
 	// Fail closed: the call never reaches the target. A simple Query of the
 	// refusal answers with ErrorResponse and ReadyForQuery, as the call would.
-	s.scratch = appendQuery(s.scratch[:0], refusalSQL(v.Message))
+	s.scratch = appendQuery(s.scratch[:0], refusalSQL(s.refusalMessage(v.Message)))
 	return s.fe.write(s.scratch)
 }
 
@@ -579,8 +584,13 @@ func (s *session) sameRead(read uint64) bool {
 }
 
 // textOf returns sql as a string, reusing the previous simple query's string
-// when the text repeats.
+// when the text repeats. While the session's client_encoding is not UTF8,
+// it is the UTF-8 rendering of sql (see session.clientEnc): what the
+// checker parses and the audit records; the target gets sql itself.
 func (s *session) textOf(sql []byte) string {
+	if enc := s.clientEnc.Load(); enc != nil {
+		return enc.String(sql)
+	}
 	if s.lastQuery == string(sql) {
 		return s.lastQuery
 	}

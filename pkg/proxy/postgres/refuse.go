@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // defaultRefusal is shown when a Verdict refuses without a message.
@@ -29,6 +30,27 @@ func refusalSQL(message string) string {
 	}
 	return "DO " + outer + "BEGIN RAISE EXCEPTION USING ERRCODE = '" + codeInsufficientPriv +
 		"', MESSAGE = " + inner + message + inner + ", HINT = " + inner + RefusalHint + inner + "; END " + outer
+}
+
+// refusalMessage is message as the target reads it in the session's
+// client_encoding: as it is in UTF8, and in ASCII otherwise (each
+// non-ASCII character as \uXXXX), as the target would take UTF-8 bytes for
+// characters of the client's encoding, or fail the refusal with an
+// encoding error in a multibyte one.
+func (s *session) refusalMessage(message string) string {
+	if s.clientEnc.Load() == nil {
+		return message
+	}
+	var b strings.Builder
+	for _, r := range message {
+		if r < utf8.RuneSelf {
+			b.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRuneToASCII(r) // '\u00e9'
+		b.WriteString(q[1 : len(q)-1])
+	}
+	return b.String()
 }
 
 // beginMsg starts a message of type typ on dst; finishMsg fills its length.

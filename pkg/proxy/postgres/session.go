@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/gatectl/gatectl/pkg/pgenc"
 )
 
 // maxPasswordMessage bounds the password message: an OIDC token with many
@@ -83,6 +85,12 @@ type session struct {
 	skippedPortals map[string]portalRec
 	scratch        []byte
 	lastQuery      string
+	// clientEnc renders statement text as UTF-8 for the checker and the
+	// audit while the session's client_encoding is not UTF8 (nil: it is).
+	// The target side sets it from the target's reports of
+	// client_encoding (at login and after a SET), before the client can
+	// see them; the client side reads it.
+	clientEnc atomic.Pointer[pgenc.Converter]
 	// statements and refused count the statement events reported (see
 	// report), from both relay sides.
 	statements, refused atomic.Int64
@@ -298,6 +306,9 @@ func (s *Server) startSession(t *tracked, n negotiated, r *bufio.Reader, w *bufi
 			Hint: hint + " (session " + plan.ID + ")"}
 	}
 	sess := &session{srv: s, plan: plan, log: log, client: n.conn, up: up, ctx: ctx, cancel: cancel, info: info}
+	// The target's report, not the client's startup value: it is what the
+	// target reads statements in, a database or role default included.
+	sess.clientEnc.Store(pgenc.ConverterFor(up.params["client_encoding"]))
 	// Registered before the client learns it is logged in, so a Shutdown
 	// from then on ends it as a session.
 	s.register(t, sess)
