@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,6 +71,23 @@ func TestSessionEndsWhenItsGrantIsRemoved(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s of the sessions' backends still run on the target", n)
+		}
+	}
+	// session.end says why, apart from other refusals.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var reasons []string
+		ends := 0
+		for _, e := range auditEvents(t, url.Values{"action": {"session.end"}, "principal": {dora.principal}}) {
+			reasons = append(reasons, e.Reason)
+			if e.Reason == "grant-removed" {
+				ends++
+			}
+		}
+		if ends == len(conns) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session.end reasons %q, want %d saying grant-removed", reasons, len(conns))
 		}
 	}
 }

@@ -30,6 +30,14 @@ const codeTokenExpired = "28000"
 // codeNoGrant (insufficient_privilege) ends a session whose grant is gone.
 const codeNoGrant = "42501"
 
+// The session.end reasons of sessions that a Verdict's EndCode ends: the
+// caller's token expired, or no grant covers the session any more (one
+// removed from the policy, or past its expires date).
+const (
+	reasonTokenExpired = "token-expired"
+	reasonGrantRemoved = "grant-removed"
+)
+
 // maxAuditText bounds the statement text kept in one audit event.
 const maxAuditText = 8 << 10
 
@@ -260,7 +268,7 @@ func (c *pgChecker) Check(ctx context.Context, sql string) pgproxy.Verdict {
 	now := time.Now()
 	if exp := c.principal.Expires; !exp.IsZero() && !now.Before(exp) {
 		// Fail closed: the token proved who the caller was until exp.
-		return pgproxy.Verdict{EndCode: codeTokenExpired, Message: fmt.Sprintf(
+		return pgproxy.Verdict{EndCode: codeTokenExpired, EndReason: reasonTokenExpired, Message: fmt.Sprintf(
 			"your token expired at %s; the session is closed: reconnect with a fresh token", exp.UTC().Format(time.RFC3339))}
 	}
 	pol := c.g.currentPolicy()
@@ -334,7 +342,7 @@ func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) (pgpro
 		// The grant is gone (removed or expired): no statement of the
 		// session may run, not even a ROLLBACK, so the session ends, which
 		// rolls back its transaction and releases its locks on the target.
-		out.EndCode = codeNoGrant
+		out.EndCode, out.EndReason = codeNoGrant, reasonGrantRemoved
 		out.Message = v.Message + "; the session is closed (its open transaction is rolled back)"
 		return out, nil
 	}

@@ -134,6 +134,10 @@ type Verdict struct {
 	// a reason no later statement of the session can get past (the
 	// caller's token expired).
 	EndCode string
+	// EndReason, with EndCode, says why the session ends, in
+	// SessionStats.Reason ("token-expired", "grant-removed"); "refused"
+	// when empty.
+	EndReason string
 }
 
 // Observer receives a session's audit events. Its methods are called on the
@@ -243,7 +247,10 @@ type SessionStats struct {
 	Refused    int64
 	// Reason says how the session ended: "client-terminate",
 	// "client-disconnect", "target-lost", "message-too-large", "shutdown",
-	// "protocol-error".
+	// "protocol-error" (the client broke the protocol, or sent a message
+	// type the gateway does not relay), "refused" (a refusal that could
+	// not be answered in the protocol's flow), or the EndReason of the
+	// Verdict that ended it.
 	Reason string
 }
 

@@ -13,8 +13,10 @@ import (
 // handleTargetMessage processes one target message of type typ with body
 // length n. Only CommandComplete, ErrorResponse, ReadyForQuery and the
 // completion messages are looked at, and DataRows counted (session.dataRows);
-// everything is forwarded as bytes except the BindComplete of a Bind the
-// gateway injected.
+// everything is forwarded as bytes except the answers to what the gateway
+// injected: the ParseComplete and BindComplete of a refusal it put in
+// place of a refused Parse, and the CloseComplete of a Close it sent
+// before a Parse.
 func (s *session) handleTargetMessage(typ byte, n int) error {
 	if typ == 'D' {
 		// The most common message: counted, and forwarded as it is.
@@ -42,9 +44,13 @@ func (s *session) handleTargetMessage(typ byte, n int) error {
 			return s.be.skip(n)
 		}
 	case '1':
-		s.popHead(entryParse) // ParseComplete
+		if s.onParseComplete() {
+			return s.be.skip(n)
+		}
 	case '3':
-		s.popHead(entryClose) // CloseComplete
+		if s.onCloseComplete() {
+			return s.be.skip(n)
+		}
 	case 'G':
 		// CopyInResponse: the target ignores Syncs until the copy ends.
 		if h := s.queue.head(); h != nil && h.kind == entryExecute {
@@ -114,6 +120,42 @@ func (s *session) onBindComplete() bool {
 		return false
 	case h.kind == entryRefusedParse && !h.bindSeen:
 		h.bindSeen = true
+		return true
+	}
+	return false
+}
+
+// onParseComplete reports whether the ParseComplete answers the Parse of a
+// refusal that the gateway put in place of a refused Parse: PostgreSQL
+// answers a Parse that fails with an ErrorResponse instead of
+// ParseComplete, and so does the gateway (the injected Execute's error).
+func (s *session) onParseComplete() bool {
+	h := s.queue.head()
+	switch {
+	case h == nil:
+		return false
+	case h.kind == entryParse:
+		s.queue.pop()
+		return false
+	case h.kind == entryRefusedParse && !h.parseSeen:
+		h.parseSeen = true
+		return true
+	}
+	return false
+}
+
+// onCloseComplete reports whether the CloseComplete answers a Close that
+// the gateway sent before a Parse (and must not reach the client).
+func (s *session) onCloseComplete() bool {
+	h := s.queue.head()
+	switch {
+	case h == nil:
+		return false
+	case h.kind == entryClose:
+		s.queue.pop()
+		return false
+	case h.closeFirst && (h.kind == entryParse || h.kind == entryRefusedParse):
+		h.closeFirst = false
 		return true
 	}
 	return false
@@ -244,10 +286,10 @@ func (s *session) failPipeline(h *entry, code string) {
 		s.bindFailed(h, h.portal == "")
 	}
 	// A Parse failed when its own answer is the error: an allowed one, or
-	// a refused one whose injected Bind never completed. The target keeps
-	// a named statement from before; it drops the unnamed one before it
-	// parses, so a Bind of that finds none.
-	if h.name != "" && (h.kind == entryParse || h.kind == entryRefusedParse && !h.bindSeen) {
+	// a refused one whose Parse of the refusal never completed. The target
+	// keeps a named statement from before; it drops the unnamed one before
+	// it parses, so a Bind of that finds none.
+	if h.name != "" && (h.kind == entryParse || h.kind == entryRefusedParse && !h.parseSeen) {
 		s.revert(h)
 	}
 	s.discarding = true

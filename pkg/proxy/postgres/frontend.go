@@ -18,6 +18,8 @@ type protocolError struct{ msg string }
 type refusedSessionError struct {
 	msg  string
 	code string // SQLSTATE; insufficient_privilege when empty
+	// reason is the session's end reason; reasonRefused when empty.
+	reason string
 }
 
 func (e *refusedSessionError) Error() string { return e.msg }
@@ -36,7 +38,8 @@ var (
 
 // handleClientMessage processes one client message of type typ with body
 // length n: it decodes only what policy or tracking needs and forwards the
-// rest as bytes.
+// rest as bytes. A type outside the frontend protocol ends the session
+// (protocolError) and never reaches the target.
 func (s *session) handleClientMessage(typ byte, n int) error {
 	if s.hasReverts.Load() {
 		if err := s.applyReverts(); err != nil {
@@ -112,8 +115,17 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 			return err
 		}
 		return errTerminated
+	case 'd', 'c', 'f', 'H':
+		// CopyData, CopyDone and CopyFail (which the target ignores
+		// outside a copy) and Flush: nothing to check or track.
+		return s.fe.forward(n)
 	}
-	return s.fe.forward(n)
+	// Fail closed: a message the gateway does not understand never reaches
+	// the target, whose reading of it the gateway could not follow. What
+	// came before it goes out, as for a malformed header (conduit.next);
+	// the session ends anyway, so a failed write changes nothing.
+	s.fe.flush()
+	return &protocolError{msg: fmt.Sprintf("invalid frontend message type %q (%d): the gateway relays only the messages of the PostgreSQL protocol", typ, typ)}
 }
 
 // errSyncInCopy refuses a Sync sent during COPY FROM STDIN other than the
@@ -138,7 +150,7 @@ func (s *session) check(sql string, kind StatementKind) (Verdict, error) {
 	}
 	if v.EndCode != "" && !v.Allow {
 		s.report(StatementEvent{Kind: kind, Text: sql, Verdict: v, Start: time.Now()})
-		return v, &refusedSessionError{code: v.EndCode, msg: v.Message}
+		return v, &refusedSessionError{code: v.EndCode, msg: v.Message, reason: v.EndReason}
 	}
 	if !v.Allow {
 		s.log.Info("statement refused", "rule", v.Rule, "tag", v.Tag)
@@ -243,16 +255,32 @@ func (s *session) onParse(n int) error {
 	// If this Parse does not take effect, the name holds prev (or nothing)
 	// on the target.
 	e := entry{kind: entryParse, settles: info, name: string(name), stmt: info, prev: prev}
+	s.scratch = s.scratch[:0]
+	if len(name) > 0 && prev != nil && !prev.verdict.Allow {
+		// The client saw its refused Parse of this name fail, so to it the
+		// name is free; the target may hold the refusal under it (see
+		// below), and would refuse this Parse as a duplicate. Drop that
+		// first. A Close of a statement that does not exist succeeds, and
+		// the target skips it with this Parse after an error.
+		e.closeFirst = true
+		s.scratch = appendCloseStmt(s.scratch, name)
+	}
 	if info.verdict.Allow {
 		s.forgetPrepared(info.verdict, info.text)
 		s.queue.push(e)
+		if e.closeFirst {
+			if err := s.fe.write(s.scratch); err != nil {
+				return err
+			}
+		}
 		return s.fe.write(msg)
 	}
 	// Fail closed: parse the refusal under the client's name instead, and run
-	// it at once so the error answers this Parse.
+	// it at once so the error answers this Parse. The target keeps the
+	// refusal under the name, so a Bind of it raises the refusal again.
 	e.kind, e.text, e.verdict, e.start = entryRefusedParse, info.text, info.verdict, time.Now()
 	s.queue.push(e)
-	s.scratch = appendRefusedParse(s.scratch[:0], name, s.refusalMessage(info.verdict.Message))
+	s.scratch = appendRefusedParse(s.scratch, name, s.refusalMessage(info.verdict.Message))
 	return s.fe.write(s.scratch)
 }
 
@@ -487,7 +515,7 @@ func (s *session) recheck(text, audit string, kind StatementKind, what string) e
 	}
 	s.report(StatementEvent{Kind: kind, Text: audit, Verdict: v, Start: time.Now()})
 	if v.EndCode != "" {
-		return &refusedSessionError{code: v.EndCode, msg: v.Message}
+		return &refusedSessionError{code: v.EndCode, msg: v.Message, reason: v.EndReason}
 	}
 	if what == "" {
 		return &refusedSessionError{msg: v.Message}

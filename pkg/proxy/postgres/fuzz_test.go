@@ -81,6 +81,7 @@ func FuzzFrontendMessages(f *testing.F) {
 	f.Add(msg('C', "Ss1\x00"))
 	f.Add(msg('d', "1\tone\n"))
 	f.Add(msg('X', ""))
+	f.Add(append(msg('Q', "SELECT 1\x00"), msg('y', "abc\x00")...))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		ss := newFuzzSession(in)
 		ss.clientLoop(nil)

@@ -16,9 +16,10 @@ const (
 	entrySync
 	// entryBind is a client Bind; its BindComplete pops it.
 	entryBind
-	// entryRefusedParse is a refused Parse that the gateway followed with an
-	// injected Bind and Execute of the refusal; the Bind's BindComplete is
-	// dropped so the client sees only what it asked for.
+	// entryRefusedParse is a refused Parse that the gateway replaced with a
+	// Parse of the refusal and an injected Bind and Execute of it; the
+	// ParseComplete and the BindComplete are dropped, so the client sees
+	// the error alone, as PostgreSQL answers a Parse that fails.
 	entryRefusedParse
 	// entryParse is an allowed Parse; its ParseComplete pops it.
 	entryParse
@@ -48,8 +49,13 @@ type entry struct {
 	portal  string
 	text    string
 	verdict Verdict
-	// bindSeen is set once the injected Bind of a refused Parse completed.
-	bindSeen bool
+	// parseSeen and bindSeen are set once the Parse of the refusal that
+	// replaced a refused Parse, and its injected Bind, completed.
+	parseSeen, bindSeen bool
+	// closeFirst marks a Parse (allowed or refused) that the gateway
+	// preceded with a Close of the name (see session.onParse), until its
+	// CloseComplete, which is dropped.
+	closeFirst bool
 	// copyMaybe marks a Sync sent right after an Execute (see
 	// session.copyMaybe); copyIn marks an Execute that started COPY FROM
 	// STDIN.

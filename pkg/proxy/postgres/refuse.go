@@ -99,3 +99,12 @@ func appendZeroBind(dst []byte, portal, stmt []byte) []byte {
 	dst = append(dst, 0, 0, 0, 0, 0, 0) // formats, parameters, result formats
 	return finishMsg(dst, start)
 }
+
+// appendCloseStmt encodes a Close of the prepared statement name.
+func appendCloseStmt(dst []byte, name []byte) []byte {
+	dst, start := beginMsg(dst, 'C')
+	dst = append(dst, 'S')
+	dst = append(dst, name...)
+	dst = append(dst, 0)
+	return finishMsg(dst, start)
+}

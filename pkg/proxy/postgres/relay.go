@@ -154,10 +154,14 @@ func (ss *session) clientLoop(err error) {
 		ss.end(reasonProtocolError, fatal(codeProtocolViolation, pe.msg))
 	case errors.As(err, &re):
 		ss.log.Info("session closed by a refusal", "why", re.msg)
+		reason := re.reason
+		if reason == "" {
+			reason = reasonRefused
+		}
 		if re.code == "" || re.code == codeInsufficientPriv {
-			ss.end(reasonRefused, refusal(re.msg))
+			ss.end(reason, refusal(re.msg))
 		} else {
-			ss.end(reasonRefused, fatal(re.code, re.msg))
+			ss.end(reason, fatal(re.code, re.msg))
 		}
 	case errors.As(err, &we):
 		ss.end(reasonTargetLost, ss.targetLost())
