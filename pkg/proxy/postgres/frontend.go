@@ -358,7 +358,7 @@ func (s *session) onBind(n int) error {
 	if info == nil {
 		// Fail closed: a statement the gateway never saw parsed (one made
 		// by SQL PREPARE shares the namespace) has no text to check.
-		return &refusedSessionError{msg: fmt.Sprintf("Bind of prepared statement %q, which the gateway did not see parsed, is not allowed; use EXECUTE or Parse it first", name)}
+		return &refusedSessionError{msg: fmt.Sprintf("Bind of prepared statement %q, which the gateway did not see parsed (it was not Parsed on this session, or SQL PREPARE made it), is not allowed, and the session is closed; prepare statements with the protocol's Parse (your driver's prepare) instead", name)}
 	}
 	if info.verdict.Allow && !s.sameRead(info.read) {
 		// Check again: the verdict at Parse may be stale (a new policy, an

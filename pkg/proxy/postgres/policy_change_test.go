@@ -122,7 +122,8 @@ func testBindOfUnseenStatementRefused(t *testing.T, plain bool) {
 		t.Fatal(err)
 	}
 	err := conn.PgConn().ExecPrepared(ctx, "sneaky", nil, nil, nil).Read().Err
-	if code := pgCode(err); code != codeInsufficientPriv || !strings.Contains(err.Error(), "did not see parsed") {
+	if code := pgCode(err); code != codeInsufficientPriv || !strings.Contains(err.Error(), "did not see parsed") ||
+		!strings.Contains(err.Error(), "prepare statements with the protocol's Parse") || strings.Contains(err.Error(), "use EXECUTE") {
 		t.Fatalf("got %v, want SQLSTATE 42501 about an unseen statement", err)
 	}
 }
