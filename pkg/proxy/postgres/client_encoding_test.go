@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // utf8Checker is testChecker behind the real classifier's first step: text
@@ -156,4 +157,73 @@ func TestClientEncodingSetMidSession(t *testing.T) {
 		// UTF8 again: UTF-8 text is read as it is.
 		checkEncodedStatements(t, g, pc, "Zoë", "Zoë")
 	})
+}
+
+// TestNonASCIINamesOutsideUTF8: while the client_encoding is not UTF8, a
+// non-ASCII statement or portal name is refused (a review's finding). The
+// target converts such a name to the server's encoding, where it may also
+// pass 63 bytes and be cut, while the names the gateway learns from SQL
+// (PREPARE, DECLARE, FETCH) come from its UTF-8 rendering: FETCH ALL FROM
+// "\xe9hp" read the Bind's portal "\xe9hp" unchecked, and PREPARE "\xe9zz"
+// replaced a Parse of that name without the gateway knowing. In UTF8 the
+// names are the target's own bytes and still work.
+func TestNonASCIINamesOutsideUTF8(t *testing.T) {
+	g := startGateway(t, gatewayOptions{checker: utf8Checker{}})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		run  func(pc *pgconn.PgConn) error
+	}{
+		{"parse", func(pc *pgconn.PgConn) error {
+			_, err := pc.Prepare(ctx, "\xe9zz", "SELECT 1", nil)
+			return err
+		}},
+		{"bind", func(pc *pgconn.PgConn) error {
+			_, err := pc.Exec(ctx, "BEGIN").ReadAll()
+			if err == nil {
+				pc.Frontend().SendParse(&pgproto3.Parse{Query: "SELECT 'bound'"})
+				pc.Frontend().SendBind(&pgproto3.Bind{DestinationPortal: "\xe9hp"})
+				pc.Frontend().SendSync(&pgproto3.Sync{})
+				err = pc.Frontend().Flush()
+			}
+			if err == nil {
+				err = readToReady(pc)
+			}
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pc := g.pgconnWith(t, map[string]string{"client_encoding": "LATIN1"})
+			if err := tc.run(pc); pgCode(err) != codeFeatureNotSupported || !strings.Contains(err.Error(), "not ASCII") {
+				t.Errorf("LATIN1: got %v, want 0A000 refusing the non-ASCII name", err)
+			}
+		})
+	}
+	pc := g.pgconnWith(t, nil)
+	if _, err := pc.Prepare(ctx, "été", "SELECT 1", nil); err != nil {
+		t.Errorf("UTF8: Prepare of a non-ASCII name: %v", err)
+	}
+}
+
+// readToReady reads pc's messages up to ReadyForQuery and returns the
+// first error the target or the gateway sent.
+func readToReady(pc *pgconn.PgConn) error {
+	var first error
+	for {
+		m, err := pc.ReceiveMessage(context.Background())
+		if err != nil {
+			if first != nil {
+				return first
+			}
+			return err
+		}
+		switch m := m.(type) {
+		case *pgproto3.ErrorResponse:
+			if first == nil {
+				first = pgconn.ErrorResponseToPgError(m)
+			}
+		case *pgproto3.ReadyForQuery:
+			return first
+		}
+	}
 }

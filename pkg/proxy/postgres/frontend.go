@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // protocolError is malformed input from the client.
@@ -214,7 +215,7 @@ func (s *session) onParse(n int) error {
 	if !ok || len(rest) < 2 || len(rest) != 2+4*int(binary.BigEndian.Uint16(rest)) {
 		return errBadParse
 	}
-	if err := checkName(name); err != nil {
+	if err := s.checkName(name); err != nil {
 		return err
 	}
 	// Reverts that arrived while the message did count.
@@ -297,10 +298,10 @@ func (s *session) readBind(n int) (msg, portal, name []byte, err error) {
 	if !ok {
 		return nil, nil, nil, errBadBind
 	}
-	if err := checkName(portal); err != nil {
+	if err := s.checkName(portal); err != nil {
 		return nil, nil, nil, err
 	}
-	if err := checkName(name); err != nil {
+	if err := s.checkName(name); err != nil {
 		return nil, nil, nil, err
 	}
 	return msg, portal, name, nil
@@ -316,7 +317,7 @@ func (s *session) readExecute(n int) (msg, portal []byte, rec portalRec, err err
 	if !ok || len(rest) != 4 {
 		return nil, nil, rec, errBadExecute
 	}
-	if err := checkName(portal); err != nil {
+	if err := s.checkName(portal); err != nil {
 		return nil, nil, rec, err
 	}
 	s.sweepPortals()
@@ -536,7 +537,7 @@ func (s *session) onClose(n int) error {
 	if !ok {
 		return errBadClose
 	}
-	if err := checkName(name); err != nil {
+	if err := s.checkName(name); err != nil {
 		return err
 	}
 	if err := s.applyRevertsIfAny(); err != nil {
@@ -733,9 +734,27 @@ const maxName = 63
 var errLongName = &refusedSessionError{code: codeProgramLimitExceeded,
 	msg: fmt.Sprintf("prepared statement and portal names over %d bytes are not supported through the gateway (PostgreSQL shortens them)", maxName)}
 
-func checkName(name []byte) error {
+// errNonASCIIName refuses a non-ASCII statement or portal name while the
+// client_encoding is not UTF8: the target converts such a name to the
+// server's encoding (where it may also pass maxName and be cut), while SQL
+// names the gateway learns (PREPARE, DECLARE, FETCH) come from its UTF-8
+// rendering of statements, so the two would not meet in the gateway's
+// record. A FETCH could then read a Bind's portal unchecked.
+var errNonASCIIName = &refusedSessionError{code: codeFeatureNotSupported,
+	msg: "prepared statement and portal names that are not ASCII are supported through the gateway only in client_encoding UTF8"}
+
+// checkName refuses a statement or portal name the gateway's record could
+// not hold as the target does.
+func (s *session) checkName(name []byte) error {
 	if len(name) > maxName {
 		return errLongName
+	}
+	if s.clientEnc.Load() != nil {
+		for _, b := range name {
+			if b >= utf8.RuneSelf {
+				return errNonASCIIName
+			}
+		}
 	}
 	return nil
 }
