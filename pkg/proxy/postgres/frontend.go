@@ -219,10 +219,10 @@ func (s *session) onParse(n int) error {
 		return err
 	}
 	// Reverts that arrived while the message did count.
-	if err := s.applyRevertsIfAny(); err != nil {
+	prev, prevSettled, err := s.settledStmt(name)
+	if err != nil {
 		return err
 	}
-	prev := s.stmts.stmt(name)
 	var text string
 	if enc := s.clientEnc.Load(); enc != nil {
 		text = enc.String(sql)
@@ -257,12 +257,16 @@ func (s *session) onParse(n int) error {
 	// on the target.
 	e := entry{kind: entryParse, settles: info, name: string(name), stmt: info, prev: prev}
 	s.scratch = s.scratch[:0]
-	if len(name) > 0 && prev != nil && !prev.verdict.Allow {
+	if len(name) > 0 && prev != nil && !prev.verdict.Allow && prevSettled {
 		// The client saw its refused Parse of this name fail, so to it the
-		// name is free; the target may hold the refusal under it (see
-		// below), and would refuse this Parse as a duplicate. Drop that
-		// first. A Close of a statement that does not exist succeeds, and
-		// the target skips it with this Parse after an error.
+		// name is free; the target holds the refusal under it (see
+		// below: had the refusal's Parse failed, a revert would have put
+		// back the record from before), and would refuse this Parse as a
+		// duplicate. Drop that first. The target skips the Close with
+		// this Parse after an error. While the refused Parse is not
+		// answered yet, the name is left as it is: the target answers
+		// this Parse as PostgreSQL would if the refusal's Parse failed,
+		// and with 42P05 if it took effect.
 		e.closeFirst = true
 		s.scratch = appendCloseStmt(s.scratch, name)
 	}
@@ -324,27 +328,31 @@ func (s *session) readExecute(n int) (msg, portal []byte, rec portalRec, err err
 	return msg, portal, s.stmts.portal(portal), nil
 }
 
+// settledStmt returns the record of statement name and whether its Parse
+// is answered, taken together: the target queues a revert before it marks
+// the Parse answered, so reverts applied after reading settled include
+// the Parse's own.
+func (s *session) settledStmt(name []byte) (info *stmtInfo, settled bool, err error) {
+	for {
+		info = s.stmts.stmt(name)
+		settled = info != nil && info.settled.Load()
+		if err := s.applyRevertsIfAny(); err != nil {
+			return nil, false, err
+		}
+		if s.stmts.stmt(name) == info {
+			return info, settled, nil
+		}
+	}
+}
+
 func (s *session) onBind(n int) error {
 	msg, portal, name, err := s.readBind(n)
 	if err != nil {
 		return err
 	}
-	// Take the record and whether its Parse is answered together: the
-	// target queues a revert before it marks the Parse answered, so
-	// reverts applied after reading settled include the Parse's own.
-	var info *stmtInfo
-	var settled bool
-	for {
-		info = s.stmts.stmt(name)
-		if info != nil {
-			settled = info.settled.Load()
-		}
-		if err := s.applyRevertsIfAny(); err != nil {
-			return err
-		}
-		if s.stmts.stmt(name) == info {
-			break
-		}
+	info, settled, err := s.settledStmt(name)
+	if err != nil {
+		return err
 	}
 	s.sweepPortals()
 	if s.skippedNow[string(name)] {

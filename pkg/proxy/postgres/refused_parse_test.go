@@ -209,3 +209,25 @@ func TestEndReasonOfAVerdict(t *testing.T) {
 		})
 	}
 }
+
+// TestReparseOfARefusedNameInOnePipeline: the Close the gateway puts
+// before a re-Parse of a refused name is sent only once the refused Parse
+// is answered (a review's finding). Pipelined in one write, the refused
+// Parse fails on the target as a duplicate (the name holds 'cf-one'), and
+// the re-Parse must too, as PostgreSQL alone answers, rather than have a
+// Close the gateway decided too early drop 'cf-one' so that 'cf-two' runs.
+func TestReparseOfARefusedNameInOnePipeline(t *testing.T) {
+	forTransports(t, func(t *testing.T, plain bool) {
+		g := startGateway(t, gatewayOptions{plainClients: plain})
+		del := "DELETE FROM scratch WHERE note = 'cf'"
+		runPipeline(t, g, plain, []step{
+			{msgs{&P{Name: "cf", Query: "SELECT 'cf-one'"}, &S{}, &P{Name: "cf", Query: del}, &S{},
+				&P{Name: "cf", Query: "SELECT 'cf-two'"}, &B{PreparedStatement: "cf"}, &E{}, &S{}}, "ready", 3},
+			{msgs{&B{PreparedStatement: "cf"}, &E{}, &S{}}, "ready", 1},
+		}, []pev{
+			{KindParse, del, "42P05", false, false},
+			{KindExecute, "SELECT 'cf-two'", "", false, true},
+			{KindExecute, "SELECT 'cf-one'", "", true, true},
+		})
+	})
+}
