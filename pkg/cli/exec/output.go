@@ -257,8 +257,16 @@ func (t *tableWriter) end(_ pgconn.CommandTag, columns bool) error {
 	return t.w.Flush()
 }
 
-func (t *tableWriter) fail(error) error { return nil }
-func (t *tableWriter) close() error     { return t.w.Flush() }
+// fail writes the rows of a result that an error cut short, if the table
+// still held them: they arrived, and the error follows on stderr.
+func (t *tableWriter) fail(error) error {
+	if !t.sampled && len(t.header) > 0 {
+		return t.flushSample()
+	}
+	return nil
+}
+
+func (t *tableWriter) close() error { return t.w.Flush() }
 
 // tableText is v as a table shows it: one line whose columns stay in
 // place, and which a value cannot fake. Backslash, control characters

@@ -455,3 +455,17 @@ func TestTableIsOutBeforeTheRowCount(t *testing.T) {
 		t.Errorf("written by end: %q, want the whole table %q", got, want)
 	}
 }
+
+// TestTableShowsTheRowsBeforeAnError: a result an error cut short still
+// shows the rows that arrived (the error goes to stderr), as the other
+// formats do; the table held them to size its columns.
+func TestTableShowsTheRowsBeforeAnError(t *testing.T) {
+	got := write(t, cmdutil.FormatTable, result{
+		fields: empty.fields,
+		rows:   [][][]byte{vals("1", "Ann"), vals("2", "Bob")},
+		err:    errors.New("division by zero"),
+	})
+	if want := "id  name\n1   Ann\n2   Bob\n"; got != want {
+		t.Errorf("got %q, want the rows that arrived %q", got, want)
+	}
+}
