@@ -3,10 +3,13 @@ package gateway
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	pgproxy "github.com/gatectl/gatectl/pkg/proxy/postgres"
 )
 
 // TestAppendTextKeepsBothEnds: padding in front of a long statement must
@@ -33,5 +36,45 @@ func TestAppendTextKeepsBothEnds(t *testing.T) {
 	}
 	if got := truncate("aé", 2); got != "a…" {
 		t.Errorf("truncate cut a character: %q", got)
+	}
+}
+
+// TestStatementDetailOfAnInterruptedStatement: the statement in flight
+// when its session ended is audited as interrupted, not as one that did
+// not run (a resilience test's finding: a killed client's COPY that had
+// sent 60 MB read "executed": "false"); a skipped one still says so. The
+// keys stay in ascending order, which the audit log relies on.
+func TestStatementDetailOfAnInterruptedStatement(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		e    pgproxy.StatementEvent
+		want string
+	}{
+		{"interrupted", pgproxy.StatementEvent{Allowed: true, Interrupted: true, Rows: 7}, "interrupted=true rows=7"},
+		{"skipped", pgproxy.StatementEvent{Allowed: true}, "executed=false"},
+		{"completed", pgproxy.StatementEvent{Allowed: true, Executed: true}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newStatementDetail(tc.e)
+			fields := d.AppendDetail(nil)
+			var keys, got []string
+			for _, f := range fields {
+				keys = append(keys, f.Key)
+				switch f.Key {
+				case "executed", "interrupted":
+					got = append(got, f.Key+"="+f.Value)
+				case "rows":
+					if tc.e.Rows != 0 {
+						got = append(got, f.Key+"="+f.Value)
+					}
+				}
+			}
+			if strings.Join(got, " ") != tc.want {
+				t.Errorf("got %q, want %q", strings.Join(got, " "), tc.want)
+			}
+			if !slices.IsSorted(keys) {
+				t.Errorf("keys %v are not in ascending order", keys)
+			}
+		})
 	}
 }

@@ -403,14 +403,19 @@ func (o *pgObserver) Statement(e pgproxy.StatementEvent) {
 		commit = o.commit
 	}
 	ev := audit.Event{Time: e.Start, Action: "statement", Principal: o.principal, Target: o.target, Session: e.SessionID, PolicyCommit: commit, Rule: e.Verdict.Rule,
-		Details: &statementDetail{text: e.Text, kind: e.Kind, class: e.Verdict.Tag, tag: e.CommandTag, errorCode: e.ErrorCode, rows: e.Rows, duration: e.Duration,
-			skipped: e.Allowed && !e.Executed}}
+		Details: newStatementDetail(e)}
 	if e.Allowed {
 		ev.Decision = "allow"
 	} else {
 		ev.Decision, ev.Reason = "deny", e.Verdict.Message
 	}
 	o.g.record(ev)
+}
+
+// newStatementDetail is the Detail of statement event e.
+func newStatementDetail(e pgproxy.StatementEvent) *statementDetail {
+	return &statementDetail{text: e.Text, kind: e.Kind, class: e.Verdict.Tag, tag: e.CommandTag, errorCode: e.ErrorCode, rows: e.Rows, duration: e.Duration,
+		skipped: e.Allowed && !e.Executed && !e.Interrupted, interrupted: e.Interrupted}
 }
 
 // statementDetail is the Detail of a statement event: text, kind, class,
@@ -425,6 +430,9 @@ type statementDetail struct {
 	// skipped marks an allowed statement that did not run: the target
 	// skipped it after an earlier error, or the session ended first.
 	skipped bool
+	// interrupted marks the statement in flight when the session ended:
+	// it may have run in part.
+	interrupted bool
 }
 
 func (d *statementDetail) AppendDetail(dst []audit.Field) []audit.Field {
@@ -436,6 +444,9 @@ func (d *statementDetail) AppendDetail(dst []audit.Field) []audit.Field {
 	}
 	if d.skipped {
 		dst = append(dst, audit.Field{Key: "executed", Value: "false"})
+	}
+	if d.interrupted {
+		dst = append(dst, audit.Field{Key: "interrupted", Value: "true"})
 	}
 	dst = append(dst, audit.Field{Key: "kind", Value: d.kind.String()},
 		audit.Field{Key: "rows", Value: strconv.FormatInt(d.rows, 10)})

@@ -222,8 +222,13 @@ type StatementEvent struct {
 	// Executed is false when the target skipped the statement (an earlier
 	// error in the same pipeline) or the session ended before it completed.
 	Executed bool
-	Start    time.Time
-	Duration time.Duration
+	// Interrupted marks the statement the target was running, or was
+	// about to run, when the session ended (the client went away, the
+	// target connection was lost, a shutdown): it may have run in part,
+	// and Rows counts the rows that reached the gateway.
+	Interrupted bool
+	Start       time.Time
+	Duration    time.Duration
 }
 
 // SessionStats is reported once when a session ends.

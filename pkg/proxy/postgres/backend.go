@@ -498,16 +498,17 @@ func (s *session) finish(e *entry) {
 		text, verdict = s.boundStatement(e)
 	}
 	s.report(StatementEvent{
-		Kind:       kind,
-		Text:       text,
-		Allowed:    verdict.Allow,
-		Verdict:    verdict,
-		CommandTag: e.tag,
-		Rows:       e.rows,
-		ErrorCode:  e.errCode,
-		Executed:   e.executed,
-		Start:      e.start,
-		Duration:   time.Since(e.start),
+		Kind:        kind,
+		Text:        text,
+		Allowed:     verdict.Allow,
+		Verdict:     verdict,
+		CommandTag:  e.tag,
+		Rows:        e.rows,
+		ErrorCode:   e.errCode,
+		Executed:    e.executed,
+		Interrupted: e.interrupted,
+		Start:       e.start,
+		Duration:    time.Since(e.start),
 	})
 }
 

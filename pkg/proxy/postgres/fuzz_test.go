@@ -58,6 +58,9 @@ func newFuzzSession(in []byte) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	up := &upstreamConn{conn: &fakeConn{r: bytes.NewReader(nil)}}
 	ss := &session{
+		// A Server to hold the cancel request of a client gone mid-statement
+		// (to an address that does not exist).
+		srv:  &Server{},
 		plan: &Session{ID: "fuzz", Target: "orders", Checker: testChecker{}},
 		log:  discardLogger(), up: up, ctx: ctx, cancel: cancel,
 	}

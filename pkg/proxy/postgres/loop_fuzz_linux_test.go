@@ -30,6 +30,7 @@ type relayOutcome struct {
 func newPumpSession(r io.Reader, w io.Writer) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	ss := &session{
+		srv:  &Server{}, // holds the cancel request of a client gone mid-statement
 		plan: &Session{ID: "fuzz", Target: "orders", Checker: testChecker{}},
 		log:  discardLogger(), ctx: ctx, cancel: cancel,
 	}

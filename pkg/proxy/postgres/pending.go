@@ -87,6 +87,8 @@ type entry struct {
 	rows     int64
 	errCode  string
 	executed bool
+	// interrupted marks the statement in flight when the session ended.
+	interrupted bool
 }
 
 // pendingQueue hands entries from the client-side goroutine to the

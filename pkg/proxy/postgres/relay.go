@@ -55,8 +55,19 @@ func (ss *session) run(client *relayConn, r *bufio.Reader, w *bufio.Writer) {
 
 	ss.srv.dropCancelKey(ss.key)
 	ss.cancel()
-	// Whatever is still pending never completed.
+	// Whatever is still pending never completed. The first statement was
+	// sent to the target, which runs requests in order: it was running
+	// or about to run, and may have run in part.
+	inFlight := true
 	for h := ss.queue.head(); h != nil; h = ss.queue.head() {
+		switch h.kind {
+		case entryQuery, entryExecute, entryFunctionCall:
+			if inFlight && h.verdict.Allow {
+				h.interrupted = true
+				h.rows += ss.dataRows
+			}
+			inFlight = false
+		}
 		ss.finish(h)
 		ss.queue.pop()
 	}
@@ -82,6 +93,7 @@ func (ss *session) run(client *relayConn, r *bufio.Reader, w *bufio.Writer) {
 // the client (fe, when not nil) and closes the client connection.
 func (ss *session) end(reason string, fe *clientError) {
 	ss.endOnce.Do(func() {
+		ss.ended.Store(true)
 		ss.reason, ss.fatalErr = reason, fe
 		ss.up.conn.Close()
 	})
@@ -166,8 +178,32 @@ func (ss *session) clientLoop(err error) {
 	case errors.As(err, &we):
 		ss.end(reasonTargetLost, ss.targetLost())
 	default:
+		ss.cancelInFlight()
 		ss.end(reasonClientGone, nil)
 	}
+}
+
+// cancelInFlight asks the target to cancel the statement in flight, if
+// any, for a session whose client is gone: the target would otherwise run
+// it to its end (and commit it), as it notices the closed connection only
+// when it next writes to it. The request is bounded and Shutdown waits
+// for it.
+func (ss *session) cancelInFlight() {
+	if ss.queue.len() == 0 || ss.ended.Load() {
+		// Nothing in flight, or the session ended for another reason
+		// first (a Shutdown cancels for itself; a lost target has
+		// nothing to cancel).
+		return
+	}
+	ss.srv.wg.Add(1)
+	go func() {
+		defer ss.srv.wg.Done()
+		ctx, stop := context.WithTimeout(context.Background(), shutdownCancelTimeout)
+		defer stop()
+		if err := ss.up.cancel(ctx); err != nil {
+			ss.log.Warn("could not cancel the running statement of a client that went away", "err", err)
+		}
+	}()
 }
 
 // targetLoop forwards target messages to the client until the target
@@ -186,6 +222,7 @@ func (ss *session) targetLoop(err error) {
 	var ue *unsafeSettingError
 	switch {
 	case errors.As(err, &we):
+		ss.cancelInFlight()
 		ss.end(reasonClientGone, nil)
 	case errors.As(err, &ue):
 		ss.log.Warn("target setting would defeat statement checks; session closed", "why", ue.msg)

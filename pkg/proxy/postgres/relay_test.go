@@ -576,3 +576,36 @@ func (c *cutter) cut() {
 	}
 	c.conns = nil
 }
+
+// TestClientGoneCancelsItsStatement: a client that goes away without a
+// CancelRequest (killed, its machine gone) leaves its statement running
+// on the target, which notices the closed connection only when it next
+// writes: the gateway cancels it (a resilience test's finding: a killed
+// psql's pg_sleep(30) ran to its end). The audit marks it interrupted,
+// not skipped: it ran, in part.
+func TestClientGoneCancelsItsStatement(t *testing.T) {
+	forTransports(t, func(t *testing.T, plain bool) {
+		g := startGateway(t, gatewayOptions{plainClients: plain})
+		admin := adminConn(t)
+		mark := fmt.Sprintf("gone-%t-%d", plain, time.Now().UnixNano())
+		text := "SELECT pg_sleep(60) -- " + mark
+		// As on a target that does not look for closed connections (the
+		// default; the tests' server does every 100ms).
+		rc := dialRaw(t, g, plain, encode(t, &Q{String: "SET client_connection_check_interval = 0"}, &Q{String: text}))
+		waitFor(t, "pg_sleep to run", func() bool { return running(admin, mark) > 0 })
+		rc.conn.Close()
+		if stats := <-g.rec.ends; stats.Reason != reasonClientGone {
+			t.Errorf("got end reason %q, want %q", stats.Reason, reasonClientGone)
+		}
+		waitFor(t, "the target to end the statement", func() bool { return running(admin, mark) == 0 })
+		var events []StatementEvent
+		for _, e := range g.rec.statements() {
+			if e.Text == text {
+				events = append(events, e)
+			}
+		}
+		if len(events) != 1 || !events[0].Interrupted || events[0].Executed {
+			t.Errorf("got events %+v, want one interrupted, not executed", events)
+		}
+	})
+}

@@ -151,6 +151,8 @@ type session struct {
 	onLoop bool
 
 	endOnce sync.Once
+	// ended is set once end ran (see cancelInFlight).
+	ended atomic.Bool
 	// terminating is set once the client's Terminate is on its way to the
 	// target, so the target closing after it is not taken for a lost target.
 	terminating atomic.Bool
