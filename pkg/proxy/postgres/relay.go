@@ -121,15 +121,7 @@ func (ss *session) shutdown() {
 		// A statement is in flight: cancel it on the target, which would
 		// otherwise run it to the end (and commit it) after the client
 		// was told the session ended. Shutdown waits for the request.
-		ss.srv.wg.Add(1)
-		go func() {
-			defer ss.srv.wg.Done()
-			ctx, stop := context.WithTimeout(context.Background(), shutdownCancelTimeout)
-			defer stop()
-			if err := ss.up.cancel(ctx); err != nil {
-				ss.log.Warn("could not cancel the running statement on the target at shutdown", "err", err)
-			}
-		}()
+		ss.cancelOnTarget("at shutdown")
 	}
 	ss.end(reasonShutdown, fatal(codeAdminShutdown, msg))
 	// Unblock a client goroutine waiting on the client, and bound the
@@ -195,13 +187,20 @@ func (ss *session) cancelInFlight() {
 		// nothing to cancel).
 		return
 	}
+	ss.cancelOnTarget("of a client that went away")
+}
+
+// cancelOnTarget sends the target a CancelRequest for the session's
+// statement in flight, bounded by shutdownCancelTimeout, on a goroutine
+// that Shutdown waits for. when says why, for the log.
+func (ss *session) cancelOnTarget(when string) {
 	ss.srv.wg.Add(1)
 	go func() {
 		defer ss.srv.wg.Done()
 		ctx, stop := context.WithTimeout(context.Background(), shutdownCancelTimeout)
 		defer stop()
 		if err := ss.up.cancel(ctx); err != nil {
-			ss.log.Warn("could not cancel the running statement of a client that went away", "err", err)
+			ss.log.Warn("could not cancel the running statement on the target "+when, "err", err)
 		}
 	}()
 }
