@@ -54,6 +54,12 @@ type Config struct {
 		// default: the policy chooses the target's address, and whoever
 		// answers there would read the password. Never in other modes.
 		AllowCleartextPassword bool `toml:"allow_cleartext_password"`
+		// StatementCache is how many texts of each session's unnamed
+		// statement the gateway keeps prepared on its target, so that a
+		// repeated query is parsed and planned once; 0 turns it off, and
+		// unset means DefaultStatementCache. Prepared statements may run
+		// with a generic plan after five runs (plan_cache_mode).
+		StatementCache *int `toml:"statement_cache"`
 	} `toml:"postgres"`
 }
 
@@ -92,9 +98,25 @@ func LoadConfig(path string) (*Config, error) {
 			keys[i] = k.String()
 		}
 		sort.Strings(keys)
-		return nil, fmt.Errorf("%s: unknown key %s (valid: dev, data_dir, listen.api, listen.postgres, tls.cert, tls.key, policy.source, policy.branch, policy.poll, policy.fetch_timeout, postgres.max_startups, postgres.allow_cleartext_password, secrets.env, secrets.files)", path, strings.Join(keys, ", "))
+		return nil, fmt.Errorf("%s: unknown key %s (valid: dev, data_dir, listen.api, listen.postgres, tls.cert, tls.key, policy.source, policy.branch, policy.poll, policy.fetch_timeout, postgres.max_startups, postgres.allow_cleartext_password, postgres.statement_cache, secrets.env, secrets.files)", path, strings.Join(keys, ", "))
 	}
 	return &c, nil
+}
+
+// DefaultStatementCache is postgres.statement_cache when it is unset:
+// enough for the queries of most applications, while each statement holds
+// a plan in its session's backend on the target.
+const DefaultStatementCache = 100
+
+// maxStatementCache bounds postgres.statement_cache.
+const maxStatementCache = 10000
+
+// statementCache is postgres.statement_cache, or its default.
+func (c *Config) statementCache() int {
+	if c.Postgres.StatementCache == nil {
+		return DefaultStatementCache
+	}
+	return *c.Postgres.StatementCache
 }
 
 // fill applies defaults and checks the config for what cannot work.
@@ -116,6 +138,9 @@ func (c *Config) fill() error {
 	}
 	if _, err := newSecretRules(c.Secrets.Env, c.Secrets.Files); err != nil {
 		return err
+	}
+	if n := c.Postgres.StatementCache; n != nil && (*n < 0 || *n > maxStatementCache) {
+		return fmt.Errorf("postgres.statement_cache = %d: want 0 (off) to %d statements per session (default %d)", *n, maxStatementCache, DefaultStatementCache)
 	}
 	if c.Postgres.MaxStartups < 0 || c.Postgres.MaxStartups > 65536 {
 		return fmt.Errorf("postgres.max_startups = %d: want 1 to 65536 connections logging in at once (default %d)", c.Postgres.MaxStartups, pgproxy.DefaultMaxStartups)

@@ -42,6 +42,36 @@ func TestConfigMaxStartups(t *testing.T) {
 	}
 }
 
+func TestConfigStatementCache(t *testing.T) {
+	for _, tc := range []struct {
+		text    string
+		want    int
+		wantErr string
+	}{
+		{text: "dev = true\n", want: DefaultStatementCache},
+		{text: "dev = true\n[postgres]\nstatement_cache = 0\n", want: 0},
+		{text: "dev = true\n[postgres]\nstatement_cache = 20\n", want: 20},
+		{text: "dev = true\n[postgres]\nstatement_cache = -1\n", wantErr: "postgres.statement_cache = -1: want 0 (off) to 10000"},
+	} {
+		path := filepath.Join(t.TempDir(), "gateway.toml")
+		if err := os.WriteFile(path, []byte(tc.text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := LoadConfig(path)
+		if err == nil {
+			err = c.fill()
+		}
+		switch {
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%q: err = %v, want %q", tc.text, err, tc.wantErr)
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%q: %v", tc.text, err)
+		case tc.wantErr == "" && c.statementCache() != tc.want:
+			t.Errorf("%q: statement cache %d, want %d", tc.text, c.statementCache(), tc.want)
+		}
+	}
+}
+
 func TestConfigAllowCleartextPassword(t *testing.T) {
 	for text, want := range map[string]bool{
 		"dev = true\n": false,

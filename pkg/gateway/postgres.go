@@ -158,6 +158,7 @@ func (a *pgAuth) Authenticate(ctx context.Context, req pgproxy.AuthRequest) (*pg
 		Upstream: pgproxy.Upstream{
 			Address: t.Address, Database: database, User: cred.User, Password: password,
 			TLSMode: upstreamTLSMode(t), RootCAs: roots, AllowCleartextPassword: g.cfg.Postgres.AllowCleartextPassword,
+			StatementCache: g.cfg.statementCache(),
 		},
 		Checker:  &pgChecker{g: g, principal: pr, target: t.Name},
 		Observer: &pgObserver{g: g, commit: pol.Commit, principal: pr.String(), target: t.Name, reason: truncate(req.Reason, 1024)},
@@ -323,7 +324,9 @@ func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) (pgpro
 	}
 	v := pol.Evaluate(c.principal, c.target, req, now)
 	out := pgproxy.Verdict{Tag: strings.Join(tags, ";"), Rule: v.Rule, PolicyCommit: pol.Commit}
+	out.Cacheable = len(res.Statements) == 1 && plannedTags[res.Statements[0].Tag]
 	for _, st := range res.Statements {
+		out.DropsPrepared = out.DropsPrepared || dropsPrepared[st.Tag]
 		out.CopyIn = out.CopyIn || st.CopyFromStdin
 		if st.Tag == "PREPARE" && st.Prepared != "" {
 			out.Prepares = append(out.Prepares, st.Prepared)
@@ -360,6 +363,14 @@ func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) (pgpro
 	}
 	return out, v.Grant
 }
+
+// plannedTags are the statements PostgreSQL plans, which the relay's
+// statement cache may keep prepared on the target (Verdict.Cacheable).
+var plannedTags = map[string]bool{"SELECT": true, "INSERT": true, "UPDATE": true, "DELETE": true, "MERGE": true}
+
+// dropsPrepared are the statements that drop prepared statements
+// (Verdict.DropsPrepared).
+var dropsPrepared = map[string]bool{"DEALLOCATE": true, "DEALLOCATE ALL": true, "DISCARD ALL": true}
 
 // pgObserver turns session events into audit events. It never blocks the
 // relay beyond the audit log's bounded queue.

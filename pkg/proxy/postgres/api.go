@@ -72,6 +72,11 @@ type Upstream struct {
 	// RootCAs verifies the target's certificate in verify-full mode; nil means
 	// the system roots.
 	RootCAs *x509.CertPool
+	// StatementCache is how many texts of the client's unnamed statement
+	// the gateway keeps prepared on the target, so that a repeated
+	// one-shot query is parsed and planned once (see stmtCache); 0 turns
+	// the cache off.
+	StatementCache int
 }
 
 // StatementChecker decides one statement. Check may block (a hold waiting for
@@ -127,6 +132,13 @@ type Verdict struct {
 	// statement this text does not show, unchecked and unaudited, so the
 	// relay refuses it (see session.fetchesBoundPortal).
 	Fetches []string
+	// Cacheable is set for a text of one SELECT, INSERT, UPDATE, DELETE or
+	// MERGE: the statements PostgreSQL plans, which the statement cache
+	// may keep prepared on the target.
+	Cacheable bool
+	// DropsPrepared is set when the text may drop prepared statements
+	// (DEALLOCATE, DISCARD ALL): the statement cache forgets its own.
+	DropsPrepared bool
 	// PolicyCommit is the policy commit that decided, for audit.
 	PolicyCommit string
 	// EndCode, when set, ends the session: the client gets FATAL with this

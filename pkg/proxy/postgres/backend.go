@@ -135,6 +135,9 @@ func (s *session) onParseComplete() bool {
 	case h == nil:
 		return false
 	case h.kind == entryParse:
+		if h.cached != nil {
+			h.cached.state.Store(cacheReady)
+		}
 		s.queue.pop()
 		return false
 	case h.kind == entryRefusedParse && !h.parseSeen:
@@ -206,8 +209,9 @@ func (s *session) onErrorResponse(n int) error {
 	}
 	// Whether the failed request is one the gateway refused, before
 	// failPipeline pops it.
-	refusal := false
+	refusal, unnamedGone := false, false
 	if h := s.queue.head(); h != nil {
+		unnamedGone = h.kind == entryBind && h.cached != nil && code == codeUndefinedPstatement && msg != nil
 		switch h.kind {
 		case entryQuery, entryFunctionCall, entryRefusedParse, entryExecute:
 			refusal = !h.verdict.Allow && code == codeInsufficientPriv
@@ -234,7 +238,23 @@ func (s *session) onErrorResponse(n int) error {
 		// PL/pgSQL, not the policy.
 		msg = withoutFields(msg, "WFLR")
 	}
+	if unnamedGone {
+		// A Bind the statement cache rewrote, of a name whose Parse
+		// failed: PostgreSQL would say the unnamed statement is gone.
+		msg = withField(withoutFields(msg, "M"), 'M', "unnamed prepared statement does not exist")
+	}
 	return s.be.write(msg)
+}
+
+// withField returns the ErrorResponse msg with a field of type typ and
+// value v added at its end (a new slice).
+func withField(msg []byte, typ byte, v string) []byte {
+	out := append(make([]byte, 0, len(msg)+len(v)+2), msg[:len(msg)-1]...) // without the terminating NUL
+	out = append(out, typ)
+	out = append(out, v...)
+	out = append(out, 0, 0)
+	binary.BigEndian.PutUint32(out[1:5], uint32(len(out)-1))
+	return out
 }
 
 // withoutFields returns the ErrorResponse msg without its fields of the
@@ -278,7 +298,18 @@ func (s *session) failPipeline(h *entry, code string) {
 		h.errCode, h.executed = code, true
 	case entryRefusedParse:
 		h.errCode = code
+	case entryParse:
+		if h.cached != nil {
+			h.cached.state.Store(cacheFailed)
+		}
 	case entryBind:
+		if h.cached != nil && (code == codeFeatureNotSupported || code == codeUndefinedPstatement) {
+			// "cached plan must not change result type": a table the
+			// cached statement returns rows of changed; or the statement
+			// is gone (an opaque statement, such as a function, ran
+			// DEALLOCATE). The next Parse of the text prepares it afresh.
+			h.cached.stale.Store(true)
+		}
 		s.bindErr = &bindError{portal: h.portal, code: code}
 		// A failed Bind of a named portal leaves the portal of that name
 		// as it was. One of the unnamed portal may have dropped the one
@@ -325,6 +356,9 @@ func (s *session) skipDiscarded() {
 		}
 		if h.kind == entryParse || h.kind == entryRefusedParse || h.kind == entryClose {
 			s.revert(h) // the target never saw this Parse or Close
+		}
+		if h.kind == entryParse && h.cached != nil {
+			h.cached.state.Store(cacheFailed)
 		}
 		if h.kind == entryBind {
 			s.bindFailed(h, false) // nor this Bind
@@ -379,6 +413,7 @@ func (s *session) popHead(k entryKind) {
 // onReadyForQuery ends everything up to the Sync, Query or FunctionCall
 // that the target just finished.
 func (s *session) onReadyForQuery(status byte) {
+	s.txStatus.Store(uint32(status))
 	if s.discarding {
 		// This answers the Sync that ends discarding: what the client sent
 		// after the error and before it was skipped too.

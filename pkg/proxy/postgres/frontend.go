@@ -106,6 +106,9 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 	case 'D':
 		// Tracked only so that an error answers the right message.
 		s.queue.push(entry{kind: entryDescribe})
+		if n == 2 && s.cache != nil {
+			return s.onDescribeUnnamed(n)
+		}
 		return s.fe.forward(n)
 	case 'X':
 		s.terminating.Store(true)
@@ -153,6 +156,11 @@ func (s *session) check(sql string, kind StatementKind) (Verdict, error) {
 		s.report(StatementEvent{Kind: kind, Text: sql, Verdict: v, Start: time.Now()})
 		return v, &refusedSessionError{code: v.EndCode, msg: v.Message, reason: v.EndReason}
 	}
+	for _, name := range v.Prepares {
+		if v.Allow && reservedName([]byte(name)) {
+			return v, errReservedName
+		}
+	}
 	if !v.Allow {
 		s.log.Info("statement refused", "rule", v.Rule, "tag", v.Tag)
 	}
@@ -190,6 +198,11 @@ func (s *session) onQuery(n int) error {
 			v.Allow, v.Message = false, why
 		}
 	}
+	if u := s.stmts.unnamed; u != nil && u.cached != nil {
+		// The target drops its unnamed statement at a Query: a Bind of
+		// it fails there from now on, and so it must with the cache.
+		u.dropped = true
+	}
 	s.queue.push(entry{kind: entryQuery, text: text, verdict: v, start: time.Now(), at: s.msgNo})
 	if v.Allow {
 		s.copyIn, s.copyInQuery = v.CopyIn, v.CopyIn
@@ -217,6 +230,9 @@ func (s *session) onParse(n int) error {
 	}
 	if err := s.checkName(name); err != nil {
 		return err
+	}
+	if reservedName(name) {
+		return errReservedName
 	}
 	// Reverts that arrived while the message did count.
 	prev, prevSettled, err := s.settledStmt(name)
@@ -272,6 +288,9 @@ func (s *session) onParse(n int) error {
 	}
 	if info.verdict.Allow {
 		s.forgetPrepared(info.verdict, info.text)
+		if c := s.cacheFor(name, info.verdict); c != nil {
+			return s.parseCached(c, msg, info, e)
+		}
 		s.queue.push(e)
 		if e.closeFirst {
 			if err := s.fe.write(s.scratch); err != nil {
@@ -391,10 +410,19 @@ func (s *session) onBind(n int) error {
 		return &refusedSessionError{code: codeProgramLimitExceeded,
 			msg: fmt.Sprintf("the session holds %d named portals; close some (Close, or end the transaction) or reconnect", maxPortals)}
 	}
-	s.queue.push(entry{kind: entryBind, portal: string(portal), at: s.msgNo, prevPortal: prev})
+	e := entry{kind: entryBind, portal: string(portal), at: s.msgNo, prevPortal: prev}
 	if info.verdict.Allow {
+		if c := info.rewritesTo(); c != nil {
+			// The cache holds the text: bind that (see stmtCache).
+			e.cached = c
+			s.queue.push(e)
+			s.scratch = appendRenamedBind(s.scratch[:0], msg, portal, c.name)
+			return s.fe.write(s.scratch)
+		}
+		s.queue.push(e)
 		return s.fe.write(msg)
 	}
+	s.queue.push(e)
 	// The target holds the refusal under this name, which takes no
 	// parameters: bind it with none so it raises the refusal again.
 	s.scratch = appendZeroBind(s.scratch[:0], portal, name)
@@ -578,6 +606,9 @@ func (s *session) onClose(n int) error {
 		e.prevPortal = s.stmts.portal(name)
 		e.prev, e.closesPortal = e.prevPortal.info, true
 	}
+	if body[0] == 'S' && reservedName(name) {
+		return errReservedName
+	}
 	s.stmts.close(body[0], name)
 	s.queue.push(e)
 	return s.fe.write(msg)
@@ -694,6 +725,9 @@ const maxPendingReverts = 64
 func (s *session) forgetPrepared(v Verdict, text string) {
 	for _, name := range v.Prepares {
 		s.stmts.close('S', []byte(name))
+	}
+	if v.DropsPrepared && s.cache != nil {
+		s.cache.clear()
 	}
 	if len(v.Declares) == 0 {
 		return

@@ -126,9 +126,14 @@ func (testChecker) Check(_ context.Context, sql string) Verdict {
 		return Verdict{Allow: true, Tag: f[0], Fetches: []string{strings.ToLower(f[len(f)-1])}}
 	case strings.Contains(s, "PREPARE "):
 		name, _, _ := strings.Cut(strings.TrimSpace(s[strings.Index(s, "PREPARE ")+len("PREPARE "):]), " ")
-		return Verdict{Allow: true, Tag: "PREPARE", Prepares: []string{strings.ToLower(name)}}
+		return Verdict{Allow: true, Tag: "PREPARE", Prepares: []string{strings.Trim(strings.ToLower(name), `"`)}}
+	case strings.HasPrefix(s, "DEALLOCATE") || s == "DISCARD ALL":
+		return Verdict{Allow: true, Tag: "DEALLOCATE", DropsPrepared: true}
 	}
-	return Verdict{Allow: true, Tag: "OTHER"}
+	// One SELECT, INSERT or UPDATE is what the statement cache may keep.
+	word, _, _ := strings.Cut(s, " ")
+	one := !strings.Contains(strings.TrimSuffix(s, ";"), ";")
+	return Verdict{Allow: true, Tag: "OTHER", Cacheable: one && (word == "SELECT" || word == "INSERT" || word == "UPDATE")}
 }
 
 // recorder is an Observer that keeps every event.
@@ -246,7 +251,8 @@ func startGateway(t testing.TB, o gatewayOptions) *gateway {
 	if o.plainClients {
 		o.plaintext, g.sslmode = true, "disable"
 	}
-	up := Upstream{Address: pg.Addr(), Database: "orders", User: "orders_rw", Password: rwPassword, TLSMode: "disable"}
+	// The statement cache is on, as in the gateway by default.
+	up := Upstream{Address: pg.Addr(), Database: "orders", User: "orders_rw", Password: rwPassword, TLSMode: "disable", StatementCache: 100}
 	if o.upstream != nil {
 		up = *o.upstream
 	}

@@ -80,7 +80,10 @@ type entry struct {
 	// settles is the record or Close mark of a Parse or Close, settled
 	// when the entry leaves the queue.
 	settles *stmtInfo
-	start   time.Time
+	// cached is the statement cache's entry that a Parse prepares, or
+	// that a Bind names (see stmtCache).
+	cached *cachedStmt
+	start  time.Time
 
 	// Filled by the backend side.
 	tag      string

@@ -121,6 +121,10 @@ func readTypes(t *testing.T, rc *rawClient) string {
 			got = append(got, "t")
 		case *pgproto3.NoData:
 			got = append(got, "n")
+		case *pgproto3.RowDescription:
+			got = append(got, "T")
+		case *pgproto3.EmptyQueryResponse:
+			got = append(got, "I")
 		case *pgproto3.ErrorResponse:
 			got = append(got, "E"+m.Code)
 		case *pgproto3.ReadyForQuery:

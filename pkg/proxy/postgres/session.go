@@ -85,6 +85,11 @@ type session struct {
 	skippedPortals map[string]portalRec
 	scratch        []byte
 	lastQuery      string
+	// cache is the statement cache (client side); nil when it is off.
+	cache *stmtCache
+	// txStatus is the transaction status of the target's last
+	// ReadyForQuery (target side writes, client side reads).
+	txStatus atomic.Uint32
 	// clientEnc renders statement text as UTF-8 for the checker and the
 	// audit while the session's client_encoding is not UTF8 (nil: it is).
 	// The target side sets it from the target's reports of
@@ -307,7 +312,8 @@ func (s *Server) startSession(t *tracked, n negotiated, r *bufio.Reader, w *bufi
 			Msg:  fmt.Sprintf("gateway could not log in to target %q", plan.Target),
 			Hint: hint + " (session " + plan.ID + ")"}
 	}
-	sess := &session{srv: s, plan: plan, log: log, client: n.conn, up: up, ctx: ctx, cancel: cancel, info: info}
+	sess := &session{srv: s, plan: plan, log: log, client: n.conn, up: up, ctx: ctx, cancel: cancel, info: info,
+		cache: newStmtCache(plan.Upstream.StatementCache)}
 	// The target's report, not the client's startup value: it is what the
 	// target reads statements in, a database or role default included.
 	sess.clientEnc.Store(pgenc.ConverterFor(up.params["client_encoding"]))

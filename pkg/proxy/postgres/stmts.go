@@ -23,6 +23,13 @@ type stmtInfo struct {
 	seg       uint64
 	settled   atomic.Bool
 	uncertain bool
+
+	// cached is the statement cache's entry that Binds and Describes of
+	// this unnamed statement name on the target (see stmtCache); dropped
+	// is set once a simple Query dropped the unnamed statement there, so
+	// that they fail as PostgreSQL's would. Client side only.
+	cached  *cachedStmt
+	dropped bool
 }
 
 // stmtTable tracks the client's prepared statements and portals so that an

@@ -18,6 +18,7 @@ const (
 	codeConnectionFailure    = "08006" // connection_failure
 	codeProtocolViolation    = "08P01" // protocol_violation
 	codeFeatureNotSupported  = "0A000" // feature_not_supported
+	codeUndefinedPstatement  = "26000" // invalid_sql_statement_name
 	codeProgramLimitExceeded = "54000" // program_limit_exceeded
 	codeAdminShutdown        = "57P01" // admin_shutdown
 	codeInternalError        = "XX000" // internal_error
