@@ -35,6 +35,8 @@ type options struct {
 	pgbouncer    string // path of the pgbouncer binary
 	verbose      bool
 	cpuprofile   string // write the harness's (and so the gateway's) CPU profile here
+	// statementCache is the gateway's statement_cache; -1 for its default.
+	statementCache int
 }
 
 func main() {
@@ -117,6 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.streamRounds, "stream-rounds", 3, "stream rounds per path, interleaved (0 to skip the stream)")
 	fs.StringVar(&o.sslmode, "gateway-sslmode", "disable", "sslmode of the gateway path: disable (default: plaintext like the direct and pgbouncer paths, to compare like with like), require or verify-full to include TLS")
 	fs.StringVar(&o.pgbouncer, "pgbouncer", "/usr/sbin/pgbouncer", "pgbouncer binary; the pgbouncer path is skipped when it is missing")
+	fs.IntVar(&o.statementCache, "gateway-statement-cache", -1, "the gateway's [postgres] statement_cache: 0 sends every statement to PostgreSQL as pgbench does, to measure the relay alone (default: the gateway's default)")
 	fs.BoolVar(&o.verbose, "v", false, "show the gateway's info logs")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process, which runs the gateway, to `file`")
 	fs.Usage = func() {

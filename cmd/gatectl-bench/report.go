@@ -90,7 +90,11 @@ func (r report) write(w io.Writer) error {
 	}
 	fmt.Fprintf(&buf, "pgbench -n -S -M extended -c %d -j %d, scale %d, rounds: %d x %s interleaved; TPS\n",
 		o.clients, o.threads, o.scale, o.rounds, o.duration)
-	fmt.Fprintf(&buf, "(%s; audit on)\n", transport)
+	cache := "the gateway's statement cache on: it keeps pgbench's query prepared, so PostgreSQL plans it once"
+	if o.statementCache == 0 {
+		cache = "the gateway's statement cache off"
+	}
+	fmt.Fprintf(&buf, "(%s; audit on; %s)\n", transport, cache)
 	table(&buf, o.rounds, r.tps, true)
 	if r.skipped != "" {
 		fmt.Fprintf(&buf, "pgbouncer skipped: %s\n", r.skipped)

@@ -57,7 +57,11 @@ func setup(ctx context.Context, opts options, logger *slog.Logger, stderr io.Wri
 		return nil, err
 	}
 	fmt.Fprintln(stderr, "starting a throwaway PostgreSQL and a --dev gateway…")
-	env, err := demo.Start(ctx, demo.Options{ListenAPI: "127.0.0.1:0", ListenPostgres: "127.0.0.1:0", Logger: logger})
+	dopts := demo.Options{ListenAPI: "127.0.0.1:0", ListenPostgres: "127.0.0.1:0", Logger: logger}
+	if opts.statementCache >= 0 {
+		dopts.StatementCache = &opts.statementCache
+	}
+	env, err := demo.Start(ctx, dopts)
 	if err != nil {
 		return nil, fmt.Errorf("start the demo environment: %w", err)
 	}

@@ -33,6 +33,9 @@ type Options struct {
 	// Customers is the number of sample customers (default 1000); each has
 	// five orders.
 	Customers int
+	// StatementCache is the gateway's [postgres] statement_cache; nil
+	// means its default.
+	StatementCache *int
 }
 
 // Env is a running demo.
@@ -107,6 +110,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	cfg := gateway.Config{Dev: true, DataDir: filepath.Join(e.Dir, "gateway")}
 	cfg.Policy.Source = e.PolicyDir
 	cfg.Listen.API, cfg.Listen.Postgres = opts.ListenAPI, opts.ListenPostgres
+	cfg.Postgres.StatementCache = opts.StatementCache
 	g, err := gateway.New(cfg, opts.Logger)
 	if err != nil {
 		return nil, err
