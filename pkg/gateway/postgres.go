@@ -327,6 +327,8 @@ func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) (pgpro
 	out.Cacheable = len(res.Statements) == 1 && plannedTags[res.Statements[0].Tag]
 	for _, st := range res.Statements {
 		out.DropsPrepared = out.DropsPrepared || dropsPrepared[st.Tag]
+		out.ChangesSettings = out.ChangesSettings || st.Tag == "SET" || st.Tag == "RESET" || st.Tag == "DISCARD ALL"
+		out.Opaque = out.Opaque || st.Opaque
 		out.CopyIn = out.CopyIn || st.CopyFromStdin
 		if st.Tag == "PREPARE" && st.Prepared != "" {
 			out.Prepares = append(out.Prepares, st.Prepared)
@@ -370,7 +372,10 @@ var plannedTags = map[string]bool{"SELECT": true, "INSERT": true, "UPDATE": true
 
 // dropsPrepared are the statements that drop prepared statements
 // (Verdict.DropsPrepared).
-var dropsPrepared = map[string]bool{"DEALLOCATE": true, "DEALLOCATE ALL": true, "DISCARD ALL": true}
+// DEALLOCATE of one name is not one: the client's names are never the
+// cache's, and a DEALLOCATE of a cache name fails the next Bind renamed
+// to it (26000), which marks the entry stale.
+var dropsPrepared = map[string]bool{"DEALLOCATE ALL": true, "DISCARD ALL": true}
 
 // pgObserver turns session events into audit events. It never blocks the
 // relay beyond the audit log's bounded queue.

@@ -136,9 +136,15 @@ type Verdict struct {
 	// MERGE: the statements PostgreSQL plans, which the statement cache
 	// may keep prepared on the target.
 	Cacheable bool
-	// DropsPrepared is set when the text may drop prepared statements
-	// (DEALLOCATE, DISCARD ALL): the statement cache forgets its own.
-	DropsPrepared bool
+	// DropsPrepared is set when the text drops every prepared statement
+	// (DEALLOCATE ALL, DISCARD ALL): the statement cache forgets its own.
+	// ChangesSettings is set for SET, RESET and DISCARD ALL, which may
+	// change how the target analyzes a statement (TimeZone, DateStyle in
+	// a literal): the statement cache prepares its texts afresh. Opaque
+	// is set when the text runs SQL the checker cannot see (DO, CALL, a
+	// user's function), which could replace a statement the cache
+	// prepared: the session's cache is turned off.
+	DropsPrepared, ChangesSettings, Opaque bool
 	// PolicyCommit is the policy commit that decided, for audit.
 	PolicyCommit string
 	// EndCode, when set, ends the session: the client gets FATAL with this

@@ -96,6 +96,10 @@ func (s *session) onParameterStatus(n int) error {
 	if why := unsafeParam(string(name), string(value)); why != "" {
 		return &unsafeSettingError{msg: why + "; the session is closed"}
 	}
+	// A setting the target reports (TimeZone, DateStyle, IntervalStyle,
+	// …) may change how it analyzes a statement: the statement cache
+	// prepares its texts afresh.
+	s.cacheGen.Add(1)
 	if strings.EqualFold(string(name), "client_encoding") {
 		// Stored before the client sees the report, so every statement
 		// the client sends knowing of the change is read in the new
@@ -157,6 +161,9 @@ func (s *session) onCloseComplete() bool {
 	case h.kind == entryClose:
 		s.queue.pop()
 		return false
+	case h.closeMore > 0 && h.kind == entryParse:
+		h.closeMore--
+		return true
 	case h.closeFirst && (h.kind == entryParse || h.kind == entryRefusedParse):
 		h.closeFirst = false
 		return true
@@ -211,7 +218,7 @@ func (s *session) onErrorResponse(n int) error {
 	// failPipeline pops it.
 	refusal, unnamedGone := false, false
 	if h := s.queue.head(); h != nil {
-		unnamedGone = h.kind == entryBind && h.cached != nil && code == codeUndefinedPstatement && msg != nil
+		unnamedGone = h.kind == entryBind && h.cached != nil && h.cached.state.Load() == cacheFailed && code == codeUndefinedPstatement && msg != nil
 		switch h.kind {
 		case entryQuery, entryFunctionCall, entryRefusedParse, entryExecute:
 			refusal = !h.verdict.Allow && code == codeInsufficientPriv
@@ -302,8 +309,12 @@ func (s *session) failPipeline(h *entry, code string) {
 		if h.cached != nil {
 			h.cached.state.Store(cacheFailed)
 		}
+	case entryDescribe:
+		if h.cached != nil && cachedStale(code) {
+			h.cached.stale.Store(true) // as for a Bind, below
+		}
 	case entryBind:
-		if h.cached != nil && (code == codeFeatureNotSupported || code == codeUndefinedPstatement) {
+		if h.cached != nil && cachedStale(code) {
 			// "cached plan must not change result type": a table the
 			// cached statement returns rows of changed; or the statement
 			// is gone (an opaque statement, such as a function, ran
@@ -334,6 +345,15 @@ func (s *session) failPipeline(h *entry, code string) {
 	s.finish(h)
 	s.popAnswered(h)
 	s.skipDiscarded()
+}
+
+// cachedStale reports whether an error of a Bind or Describe of a
+// cached statement means the next Parse of its text must prepare it
+// afresh: its plan can no longer return the same row type (0A000), it is
+// gone (26000), or its text no longer analyzes (class 42: a table or
+// column dropped), which PostgreSQL would report at the Parse.
+func cachedStale(code string) bool {
+	return code == codeFeatureNotSupported || code == codeUndefinedPstatement || strings.HasPrefix(code, "42")
 }
 
 // bindError is a failed Bind's error, waiting for its portal's Execute.
@@ -431,6 +451,9 @@ func (s *session) onReadyForQuery(status byte) {
 		k := h.kind
 		if k == entryQuery || k == entryFunctionCall {
 			h.executed = true
+		}
+		if h.drops != nil {
+			h.drops.dropped.Store(true) // the Query ran: the target dropped its unnamed statement
 		}
 		s.finish(h)
 		if k == entrySync || k == entryQuery {

@@ -105,10 +105,10 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 		return s.fe.forward(n)
 	case 'D':
 		// Tracked only so that an error answers the right message.
-		s.queue.push(entry{kind: entryDescribe})
 		if n == 2 && s.cache != nil {
 			return s.onDescribeUnnamed(n)
 		}
+		s.queue.push(entry{kind: entryDescribe})
 		return s.fe.forward(n)
 	case 'X':
 		s.terminating.Store(true)
@@ -198,12 +198,16 @@ func (s *session) onQuery(n int) error {
 			v.Allow, v.Message = false, why
 		}
 	}
+	e := entry{kind: entryQuery, text: text, verdict: v, start: time.Now(), at: s.msgNo}
 	if u := s.stmts.unnamed; u != nil && u.cached != nil {
-		// The target drops its unnamed statement at a Query: a Bind of
-		// it fails there from now on, and so it must with the cache.
-		u.dropped = true
+		// The target drops its unnamed statement at a Query it runs
+		// (not one it ignores after an error): a Bind of it fails there
+		// from then on, and so it must with the cache. The target side
+		// marks it when the Query is answered; until then a Bind still
+		// names the cached statement, which holds the recorded text.
+		e.drops, u.queried, u.querySeg = u, true, s.segs
 	}
-	s.queue.push(entry{kind: entryQuery, text: text, verdict: v, start: time.Now(), at: s.msgNo})
+	s.queue.push(e)
 	if v.Allow {
 		s.copyIn, s.copyInQuery = v.CopyIn, v.CopyIn
 		s.forgetPrepared(v, text)
@@ -412,12 +416,18 @@ func (s *session) onBind(n int) error {
 	}
 	e := entry{kind: entryBind, portal: string(portal), at: s.msgNo, prevPortal: prev}
 	if info.verdict.Allow {
-		if c := info.rewritesTo(); c != nil {
+		if c := info.rewritesTo(s.segs); c != nil {
 			// The cache holds the text: bind that (see stmtCache).
 			e.cached = c
 			s.queue.push(e)
-			s.scratch = appendRenamedBind(s.scratch[:0], msg, portal, c.name)
-			return s.fe.write(s.scratch)
+			s.scratch = appendRenamedBindHead(s.scratch[:0], len(msg), portal, c.name)
+			if err := s.fe.write(s.scratch); err != nil {
+				return err
+			}
+			return s.fe.write(msg[5+len(portal)+1:]) // the statement name's NUL and the rest
+		}
+		if info.cached != nil && info.cached.revoked {
+			return errRevokedCache
 		}
 		s.queue.push(e)
 		return s.fe.write(msg)
@@ -582,13 +592,12 @@ func (s *session) onClose(n int) error {
 	// Remember what the Close removes: a Close the target skips (after an
 	// error earlier in the pipeline) leaves it in place there. The unnamed
 	// statement is not put back: a Bind of it after a skipped Close is
-	// refused (fail closed).
+	// refused (fail closed). A Close of either leaves a mark until it is
+	// answered, so that a Parse of the name after it is uncertain: if the
+	// target skipped both, it still holds the statement from before.
 	e := entry{kind: entryClose, name: string(name)}
 	switch body[0] {
 	case 'S':
-		if len(name) == 0 {
-			break
-		}
 		e.prev = s.stmts.stmt(name)
 		if e.prev != nil {
 			m := &stmtInfo{seg: s.segs}
@@ -726,8 +735,17 @@ func (s *session) forgetPrepared(v Verdict, text string) {
 	for _, name := range v.Prepares {
 		s.stmts.close('S', []byte(name))
 	}
-	if v.DropsPrepared && s.cache != nil {
-		s.cache.clear()
+	if s.cache != nil {
+		switch {
+		case v.Opaque:
+			s.cache.revoke()
+			s.cache = nil
+		case v.DropsPrepared:
+			s.cache.clear()
+		}
+		if v.ChangesSettings {
+			s.cacheGen.Add(1)
+		}
 	}
 	if len(v.Declares) == 0 {
 		return

@@ -127,8 +127,12 @@ func (testChecker) Check(_ context.Context, sql string) Verdict {
 	case strings.Contains(s, "PREPARE "):
 		name, _, _ := strings.Cut(strings.TrimSpace(s[strings.Index(s, "PREPARE ")+len("PREPARE "):]), " ")
 		return Verdict{Allow: true, Tag: "PREPARE", Prepares: []string{strings.Trim(strings.ToLower(name), `"`)}}
-	case strings.HasPrefix(s, "DEALLOCATE") || s == "DISCARD ALL":
-		return Verdict{Allow: true, Tag: "DEALLOCATE", DropsPrepared: true}
+	case strings.HasPrefix(s, "DEALLOCATE ALL") || s == "DISCARD ALL":
+		return Verdict{Allow: true, Tag: "DEALLOCATE", DropsPrepared: true, ChangesSettings: s == "DISCARD ALL"}
+	case strings.HasPrefix(s, "SET ") || strings.HasPrefix(s, "RESET "):
+		return Verdict{Allow: true, Tag: "OTHER", ChangesSettings: true}
+	case strings.HasPrefix(s, "DO "):
+		return Verdict{Allow: true, Tag: "OTHER", Opaque: true}
 	}
 	// One SELECT, INSERT or UPDATE is what the statement cache may keep.
 	word, _, _ := strings.Cut(s, " ")

@@ -40,6 +40,11 @@ func (k entryKind) extended() bool {
 	return false
 }
 
+// endsRequest reports whether the target answers k with ReadyForQuery.
+func (k entryKind) endsRequest() bool {
+	return k == entrySync || k == entryQuery || k == entryFunctionCall
+}
+
 // entry is one client request whose completion the backend side tracks. The
 // client side pushes it before forwarding the request, so it is always
 // queued before its responses can arrive.
@@ -54,8 +59,11 @@ type entry struct {
 	parseSeen, bindSeen bool
 	// closeFirst marks a Parse (allowed or refused) that the gateway
 	// preceded with a Close of the name (see session.onParse), until its
-	// CloseComplete, which is dropped.
+	// CloseComplete, which is dropped; closeMore counts further Closes
+	// the statement cache sent before it (see session.parseCached), whose
+	// CloseCompletes are dropped too.
 	closeFirst bool
+	closeMore  uint8
 	// copyMaybe marks a Sync sent right after an Execute (see
 	// session.copyMaybe); copyIn marks an Execute that started COPY FROM
 	// STDIN.
@@ -83,7 +91,10 @@ type entry struct {
 	// cached is the statement cache's entry that a Parse prepares, or
 	// that a Bind names (see stmtCache).
 	cached *cachedStmt
-	start  time.Time
+	// drops is the unnamed statement's record that a Query drops on the
+	// target if the target runs it (see stmtInfo.dropped).
+	drops *stmtInfo
+	start time.Time
 
 	// Filled by the backend side.
 	tag      string
@@ -102,6 +113,10 @@ type pendingQueue struct {
 	mu sync.Mutex
 	in []entry
 	n  atomic.Int64 // entries pushed and not popped
+	// ends counts the Syncs, Queries and FunctionCalls pushed and not
+	// popped: while one is, the target's last transaction status may
+	// be out of date (see session.cacheFor).
+	ends atomic.Int64
 	// seg stamps the entries pushed (entry.seg); the producer sets it.
 	seg uint64
 
@@ -112,6 +127,9 @@ type pendingQueue struct {
 
 func (q *pendingQueue) push(e entry) {
 	e.seg = q.seg
+	if e.kind.endsRequest() {
+		q.ends.Add(1)
+	}
 	q.mu.Lock()
 	q.in = append(q.in, e)
 	q.mu.Unlock()
@@ -168,6 +186,9 @@ func (q *pendingQueue) head() *entry {
 func (q *pendingQueue) pop() {
 	if st := q.local[q.next].settles; st != nil {
 		st.settled.Store(true)
+	}
+	if q.local[q.next].kind.endsRequest() {
+		q.ends.Add(-1)
 	}
 	q.local[q.next] = entry{}
 	q.next++

@@ -87,6 +87,9 @@ type session struct {
 	lastQuery      string
 	// cache is the statement cache (client side); nil when it is off.
 	cache *stmtCache
+	// cacheGen counts the changes of settings that may change how the
+	// target analyzes a statement (see stmtCache); both sides add to it.
+	cacheGen atomic.Uint64
 	// txStatus is the transaction status of the target's last
 	// ReadyForQuery (target side writes, client side reads).
 	txStatus atomic.Uint32

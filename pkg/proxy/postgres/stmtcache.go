@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strconv"
 	"sync/atomic"
 )
@@ -24,15 +25,30 @@ import (
 // without the cache, in the same order; the checks and the audit see the
 // client's statements, not the rewritten ones.
 //
+// The cache is used only where the bytes of a text mean what they meant
+// when it was prepared: client_encoding UTF8, and no change since of a
+// setting the target reports (TimeZone, DateStyle, …: a ParameterStatus)
+// or of any setting by SET, RESET or DISCARD ALL (session.cacheGen); the
+// entry is then prepared afresh and the old one closed. It is not used
+// in a failed transaction, nor while a Sync or Query is unanswered (the
+// transaction may just have failed): there the target fails the Parse
+// itself, which the cache's empty Parse would move to the Bind. A
+// statement the checker cannot see into (DO, CALL, a user's function:
+// Verdict.Opaque) could replace a cached statement on the target, so it
+// turns the session's cache off.
+//
 // What differs is what any prepared statement differs in: after five
-// runs PostgreSQL may use a generic plan for it (plan_cache_mode), and a
-// run after another session changed a table the statement returns rows
-// of (SELECT * after ADD COLUMN) fails once with 0A000 "cached plan must
-// not change result type"; the gateway then drops the entry, and the next
-// Parse of the text prepares it afresh. Only single SELECT, INSERT,
-// UPDATE, DELETE and MERGE statements are cached (Verdict.Cacheable):
-// nothing else is planned. Upstream.StatementCache sets the size, and 0
-// turns the cache off.
+// runs PostgreSQL may use a generic plan for it (plan_cache_mode); after
+// another session changes a table the statement uses, its first run
+// fails (0A000 "cached plan must not change result type" after ADD
+// COLUMN under SELECT *; 42703 at the Bind, not the Parse, after DROP
+// COLUMN), and the gateway drops the entry so that the next Parse
+// prepares it afresh. A DEALLOCATE ALL run with the extended protocol
+// between a Parse of the unnamed statement and its Bind drops the
+// cached statement too, and the Bind fails with 26000. Only single
+// SELECT, INSERT, UPDATE, DELETE and MERGE statements are cached
+// (Verdict.Cacheable): nothing else is planned. Upstream.StatementCache
+// sets the size, and 0 turns the cache off.
 
 // cachePrefix starts the names of the gateway's cached statements. Clients
 // may not use names with it (reservedName): a statement of theirs under
@@ -54,6 +70,11 @@ type cachedStmt struct {
 	// could no longer return the same row type: the entry is dropped at
 	// the next lookup.
 	stale atomic.Bool
+	// gen is the session's cacheGen when the entry was made (client
+	// side): after a change of settings it is prepared afresh. revoked is
+	// set (client side) when an opaque statement may have replaced it.
+	gen     uint64
+	revoked bool
 }
 
 const (
@@ -78,36 +99,54 @@ func newStmtCache(max int) *stmtCache {
 }
 
 // lookup returns the entry for key (a Parse's text and parameter types) if
-// the target holds it, and otherwise a new pending entry to prepare it
-// under (miss). It returns nil when the Parse should go to the target as it
-// is: the entry for key is still pending, or the cache is full.
-func (c *stmtCache) lookup(key []byte) (e *cachedStmt, miss bool) {
+// the target holds it as prepared under settings generation gen, and
+// otherwise a new pending entry to prepare it under (miss), with the name
+// of the entry it replaces if the target may still hold that one (to be
+// closed). It returns nil when the Parse should go to the target as it is:
+// the entry for key is still pending, or the cache is full.
+func (c *stmtCache) lookup(key []byte, gen uint64) (e *cachedStmt, miss bool, old string) {
 	if e = c.entries[string(key)]; e != nil {
+		state := e.state.Load()
 		switch {
-		case e.stale.Load() || e.state.Load() == cacheFailed:
-			delete(c.entries, string(key))
-		case e.state.Load() == cacheReady:
-			return e, false
-		default:
-			return nil, false
+		case state == cachePending:
+			return nil, false, ""
+		case state == cacheReady && !e.stale.Load() && e.gen == gen:
+			return e, false, ""
+		case state == cacheReady:
+			old = e.name
 		}
+		delete(c.entries, string(key))
 	}
 	if len(key) > maxCachedText || len(c.entries) >= c.max {
-		return nil, false
+		return nil, false, ""
 	}
 	if c.entries == nil {
 		c.entries = make(map[string]*cachedStmt)
 	}
 	c.next++
-	e = &cachedStmt{name: cachePrefix + strconv.FormatUint(c.next, 10)}
+	e = &cachedStmt{name: cachePrefix + strconv.FormatUint(c.next, 10), gen: gen}
 	c.entries[string(key)] = e
-	return e, true
+	return e, true, old
 }
 
-// clear forgets every entry: a DEALLOCATE or DISCARD may drop them on the
-// target. Names are never reused, so an entry that survives there is only
-// unused.
+// clear forgets every entry: a DEALLOCATE ALL or DISCARD ALL drops them on
+// the target.
 func (c *stmtCache) clear() { clear(c.entries) }
+
+// revoke marks every entry as one an opaque statement may have replaced
+// on the target: a Bind of one is refused (errRevokedCache).
+func (c *stmtCache) revoke() {
+	for _, e := range c.entries {
+		e.revoked = true
+	}
+	clear(c.entries)
+}
+
+// errRevokedCache refuses a Bind of the unnamed statement that the cache
+// prepared before an opaque statement ran: that statement could have
+// replaced the cache's on the target, and the target's unnamed statement
+// holds nothing to run instead.
+var errRevokedCache = &refusedSessionError{msg: "Bind of the unnamed statement after a statement the gateway cannot inspect (DO, CALL or a user's function) ran: that statement may have replaced the one the gateway prepared for it, so the session is closed; Parse the unnamed statement again before binding it"}
 
 // reservedName reports whether a client's statement name is one the cache
 // may use.
@@ -119,9 +158,15 @@ var errReservedName = &refusedSessionError{code: codeFeatureNotSupported,
 	msg: "prepared statement names starting with \"" + cachePrefix + "\" are reserved for the gateway's statement cache; choose another name"}
 
 // rewritesTo returns the cached statement that a Bind or Describe of the
-// statement info should name instead, or nil.
-func (info *stmtInfo) rewritesTo() *cachedStmt {
-	if info == nil || info.cached == nil || info.dropped || info.cached.state.Load() == cacheFailed {
+// statement info, in pipeline step seg, should name instead, or nil.
+// After a simple Query the target dropped the unnamed statement if it ran
+// the Query, but not if it ignored it (after an error, up to the Sync):
+// a Bind in the Query's own step goes out as it is (if the target ignored
+// the Query, it ignores the Bind too); one in a later step names the
+// cached statement, which holds the recorded text, until the target
+// answered the Query (stmtInfo.dropped).
+func (info *stmtInfo) rewritesTo(seg uint64) *cachedStmt {
+	if info == nil || info.cached == nil || info.cached.revoked || info.dropped.Load() || info.queried && info.querySeg == seg || info.cached.state.Load() == cacheFailed {
 		return nil
 	}
 	return info.cached
@@ -143,15 +188,16 @@ func appendEmptyParse(dst []byte) []byte {
 	return finishMsg(dst, start)
 }
 
-// appendRenamedBind encodes the Bind msg, of the unnamed statement to
-// portal, with the statement name instead.
-func appendRenamedBind(dst, msg, portal []byte, name string) []byte {
-	dst, start := beginMsg(dst, 'B')
+// appendRenamedBindHead encodes the start of a Bind, of length size, of
+// the unnamed statement to portal, as a Bind of the statement name: its
+// header, portal and name. The rest of the Bind follows as it is, from
+// the unnamed statement name's NUL on.
+func appendRenamedBindHead(dst []byte, size int, portal []byte, name string) []byte {
+	dst = append(dst, 'B')
+	dst = binary.BigEndian.AppendUint32(dst, uint32(size-1+len(name)))
 	dst = append(dst, portal...)
 	dst = append(dst, 0)
-	dst = append(dst, name...)
-	dst = append(dst, msg[5+len(portal)+1:]...) // the statement name's NUL and the rest
-	return finishMsg(dst, start)
+	return append(dst, name...)
 }
 
 // appendDescribeStmt encodes a Describe of the prepared statement name.
@@ -169,7 +215,17 @@ func appendDescribeStmt(dst []byte, name string) []byte {
 // refuses the Parse itself, and the cache's empty Parse would move that
 // error to the Bind).
 func (s *session) cacheFor(name []byte, v Verdict) *stmtCache {
-	if s.cache == nil || len(name) != 0 || !v.Allow || !v.Cacheable || s.txStatus.Load() == 'E' {
+	if s.cache == nil || len(name) != 0 || !v.Allow || !v.Cacheable {
+		return nil
+	}
+	// The status is current only when no Sync, Query or FunctionCall is
+	// unanswered: one in flight may fail the transaction.
+	if s.queue.ends.Load() != 0 || s.txStatus.Load() == 'E' {
+		return nil
+	}
+	// The key is the text's bytes, which the target reads in the
+	// client_encoding: keep to UTF8, where the bytes are the text.
+	if s.clientEnc.Load() != nil {
 		return nil
 	}
 	return s.cache
@@ -178,17 +234,21 @@ func (s *session) cacheFor(name []byte, v Verdict) *stmtCache {
 // parseCached sends the allowed Parse msg of the unnamed statement, whose
 // record is info and queue entry e, through the cache c (see stmtCache).
 func (s *session) parseCached(c *stmtCache, msg []byte, info *stmtInfo, e entry) error {
-	ce, miss := c.lookup(msg[6:]) // after the empty name's NUL: text and types
+	ce, miss, old := c.lookup(msg[6:], s.cacheGen.Load()) // after the empty name's NUL: text and types
 	switch {
 	case ce == nil:
 		s.queue.push(e)
 		return s.fe.write(msg)
 	case miss:
 		// Close the target's unnamed statement, so that it holds
-		// nothing the gateway did not record, and prepare the text
-		// under the entry's name.
+		// nothing the gateway did not record, and the entry this one
+		// replaces, and prepare the text under the entry's name.
 		e.closeFirst, e.cached = true, ce
 		s.scratch = appendCloseStmt(s.scratch[:0], nil)
+		if old != "" {
+			e.closeMore = 1
+			s.scratch = appendCloseStmt(s.scratch, []byte(old))
+		}
 		s.scratch = appendNamedParse(s.scratch, msg, ce.name)
 	default:
 		s.scratch = appendEmptyParse(s.scratch[:0])
@@ -206,9 +266,14 @@ func (s *session) onDescribeUnnamed(n int) error {
 	if err != nil {
 		return err
 	}
-	if c := s.stmts.unnamed.rewritesTo(); c != nil && msg[5] == 'S' {
+	if u := s.stmts.unnamed; msg[5] == 'S' && u != nil && u.cached != nil && u.cached.revoked {
+		return errRevokedCache
+	}
+	if c := s.stmts.unnamed.rewritesTo(s.segs); c != nil && msg[5] == 'S' {
+		s.queue.push(entry{kind: entryDescribe, cached: c})
 		s.scratch = appendDescribeStmt(s.scratch[:0], c.name)
 		return s.fe.write(s.scratch)
 	}
+	s.queue.push(entry{kind: entryDescribe})
 	return s.fe.write(msg)
 }

@@ -27,9 +27,14 @@ type stmtInfo struct {
 	// cached is the statement cache's entry that Binds and Describes of
 	// this unnamed statement name on the target (see stmtCache); dropped
 	// is set once a simple Query dropped the unnamed statement there, so
-	// that they fail as PostgreSQL's would. Client side only.
+	// that they fail as PostgreSQL's would. cached is client side
+	// only; the target side sets dropped when it answers the Query.
 	cached  *cachedStmt
-	dropped bool
+	dropped atomic.Bool
+	// queried is set when a Query was sent after this Parse, in step
+	// querySeg (session.segs). Client side only.
+	queried  bool
+	querySeg uint64
 }
 
 // stmtTable tracks the client's prepared statements and portals so that an
