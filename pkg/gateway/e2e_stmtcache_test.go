@@ -28,15 +28,30 @@ func TestStatementCacheThroughTheGateway(t *testing.T) {
 			t.Fatal("a read grant deleted through the gateway")
 		}
 	}
-	rows, err := conn.Query(ctx, "SELECT name || ': ' || statement FROM pg_prepared_statements", pgx.QueryExecModeSimpleProtocol)
-	if err != nil {
-		t.Fatal(err)
+	prepared := func() string {
+		rows, err := conn.Query(ctx, "SELECT name || ': ' || statement FROM pg_prepared_statements", pgx.QueryExecModeSimpleProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(got, "\n")
 	}
-	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "gatectl.1: " + count; strings.Join(got, "\n") != want {
+	if got, want := prepared(), "gatectl.1: "+count; got != want {
 		t.Errorf("prepared on the target: got %q, want %q", got, want)
+	}
+	// A SET may change how the target reads a statement: the text is
+	// prepared afresh, and the statement from before closed.
+	if _, err := conn.Exec(ctx, "SET TIME ZONE 'Asia/Tokyo'", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, count, pgx.QueryExecModeExec, 3).Scan(&n); err != nil || n != 3 {
+		t.Fatalf("after SET: got %d, %v", n, err)
+	}
+	if got, want := prepared(), "gatectl.2: "+count; got != want {
+		t.Errorf("prepared on the target after SET: got %q, want %q", got, want)
 	}
 }

@@ -63,6 +63,7 @@ func newFuzzSession(in []byte) *session {
 		srv:  &Server{},
 		plan: &Session{ID: "fuzz", Target: "orders", Checker: testChecker{}},
 		log:  discardLogger(), up: up, ctx: ctx, cancel: cancel,
+		cache: newStmtCache(8),
 	}
 	ss.fe = newConduit(bufio.NewReaderSize(bytes.NewReader(in), relayBufferSize), bufio.NewWriter(io.Discard), 1<<20)
 	return ss
@@ -85,6 +86,16 @@ func FuzzFrontendMessages(f *testing.F) {
 	f.Add(msg('d', "1\tone\n"))
 	f.Add(msg('X', ""))
 	f.Add(append(msg('Q', "SELECT 1\x00"), msg('y', "abc\x00")...))
+	// The unnamed statement, which the statement cache keeps.
+	unnamed := bytes.Join([][]byte{
+		msg('P', "\x00SELECT $1\x00\x00\x01\x00\x00\x00\x17"),
+		msg('D', "S\x00"),
+		msg('B', "\x00\x00\x00\x00\x00\x01\x00\x00\x00\x017\x00\x00"),
+		msg('E', "\x00\x00\x00\x00\x00"),
+		msg('S', ""),
+	}, nil)
+	f.Add(unnamed)
+	f.Add(bytes.Join([][]byte{unnamed, msg('Q', "SET TimeZone TO 'UTC'\x00"), unnamed, msg('Q', "DO $$ BEGIN END $$\x00"), msg('B', "\x00\x00\x00\x00\x00\x00")}, nil))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		ss := newFuzzSession(in)
 		ss.clientLoop(nil)
@@ -100,8 +111,13 @@ func FuzzTargetMessages(f *testing.F) {
 	}
 	f.Add(bytes.Join([][]byte{msg('2', ""), msg('C', "SELECT 1\x00"), msg('Z', "I")}, nil))
 	f.Add(bytes.Join([][]byte{msg('E', "SERROR\x00C42501\x00Mno\x00\x00"), msg('Z', "E")}, nil))
+	f.Add(bytes.Join([][]byte{msg('3', ""), msg('3', ""), msg('1', ""), msg('t', "\x00\x00"), msg('n', ""), msg('E', "SERROR\x00C26000\x00Mgone\x00\x00"), msg('Z', "I")}, nil))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		ss := newFuzzSession(nil)
+		cached := &cachedStmt{name: cachePrefix + "1"}
+		ss.queue.push(entry{kind: entryParse, closeFirst: true, closeMore: 1, cached: cached})
+		ss.queue.push(entry{kind: entryDescribe, cached: cached})
+		ss.queue.push(entry{kind: entryBind, cached: cached})
 		ss.queue.push(entry{kind: entryRefusedParse})
 		ss.queue.push(entry{kind: entryBind})
 		ss.queue.push(entry{kind: entryExecute})
