@@ -327,7 +327,7 @@ func (c *pgChecker) decide(pol *policy.Policy, sql string, now time.Time) (pgpro
 	out.Cacheable = len(res.Statements) == 1 && plannedTags[res.Statements[0].Tag]
 	for _, st := range res.Statements {
 		out.DropsPrepared = out.DropsPrepared || dropsPrepared[st.Tag]
-		out.ChangesSettings = out.ChangesSettings || st.Tag == "SET" || st.Tag == "RESET" || st.Tag == "DISCARD ALL"
+		out.ChangesAnalysis = out.ChangesAnalysis || changesAnalysis(st)
 		out.Opaque = out.Opaque || st.Opaque
 		out.CopyIn = out.CopyIn || st.CopyFromStdin
 		if st.Tag == "PREPARE" && st.Prepared != "" {
@@ -376,6 +376,23 @@ var plannedTags = map[string]bool{"SELECT": true, "INSERT": true, "UPDATE": true
 // cache's, and a DEALLOCATE of a cache name fails the next Bind renamed
 // to it (26000), which marks the entry stale.
 var dropsPrepared = map[string]bool{"DEALLOCATE ALL": true, "DISCARD ALL": true}
+
+// changesAnalysis reports whether st may change how the target analyzes
+// later statements (Verdict.ChangesAnalysis): a setting, or what a name
+// stands for.
+func changesAnalysis(st sqlclass.Statement) bool {
+	switch {
+	case st.Tag == "SET", st.Tag == "RESET", st.Tag == "DISCARD ALL",
+		strings.HasPrefix(st.Tag, "CREATE "), strings.HasPrefix(st.Tag, "ALTER "), strings.HasPrefix(st.Tag, "DROP "):
+		return true
+	}
+	for _, f := range st.Functions {
+		if f == "set_config" || f == "pg_catalog.set_config" {
+			return true
+		}
+	}
+	return false
+}
 
 // pgObserver turns session events into audit events. It never blocks the
 // relay beyond the audit log's bounded queue.

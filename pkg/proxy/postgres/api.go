@@ -138,13 +138,15 @@ type Verdict struct {
 	Cacheable bool
 	// DropsPrepared is set when the text drops every prepared statement
 	// (DEALLOCATE ALL, DISCARD ALL): the statement cache forgets its own.
-	// ChangesSettings is set for SET, RESET and DISCARD ALL, which may
-	// change how the target analyzes a statement (TimeZone, DateStyle in
-	// a literal): the statement cache prepares its texts afresh. Opaque
+	// ChangesAnalysis is set when the text may change how the target
+	// analyzes later statements: a setting (SET, RESET, DISCARD ALL,
+	// set_config: TimeZone or DateStyle in a literal) or what a name
+	// stands for (CREATE, ALTER, DROP: a temporary table that shadows
+	// another): the statement cache prepares its texts afresh. Opaque
 	// is set when the text runs SQL the checker cannot see (DO, CALL, a
 	// user's function), which could replace a statement the cache
 	// prepared: the session's cache is turned off.
-	DropsPrepared, ChangesSettings, Opaque bool
+	DropsPrepared, ChangesAnalysis, Opaque bool
 	// PolicyCommit is the policy commit that decided, for audit.
 	PolicyCommit string
 	// EndCode, when set, ends the session: the client gets FATAL with this

@@ -434,6 +434,12 @@ func (s *session) popHead(k entryKind) {
 // that the target just finished.
 func (s *session) onReadyForQuery(status byte) {
 	s.txStatus.Store(uint32(status))
+	if s.analysisChanged.Load() {
+		s.cacheGen.Add(1)
+		if status == 'I' {
+			s.analysisChanged.Store(false)
+		}
+	}
 	if s.discarding {
 		// This answers the Sync that ends discarding: what the client sent
 		// after the error and before it was skipped too.

@@ -99,6 +99,7 @@ func (s *session) handleClientMessage(typ byte, n int) error {
 	case 'S':
 		s.queue.push(entry{kind: entrySync, copyMaybe: s.copyMaybe, at: s.msgNo})
 		s.segs++
+		s.syncMsgNo = s.msgNo
 		clear(s.skippedNow)
 		s.skippedPortals = nil // a map keeps its size after deletes
 		s.sweepClosing()
@@ -266,6 +267,12 @@ func (s *session) onParse(n int) error {
 		uncertain: prev != nil && (prev.text != text || prev.verdict.Allow && !v.Allow)}
 	if m := s.closing[string(name)]; prev == nil && m != nil && !m.settled.Load() {
 		info.uncertain = true // after a Close the target may still skip
+	}
+	if len(name) == 0 {
+		// If this Parse does not take effect either, the target keeps
+		// the statement the gateway forgot.
+		info.uncertain = info.uncertain || prev == nil && s.unnamedLost
+		s.unnamedLost = false
 	}
 	info.read = s.readNo()
 	s.stmts.setStmt(name, info)
@@ -473,6 +480,17 @@ func (s *session) onExecute(n int) error {
 			return &refusedSessionError{msg: why}
 		}
 	}
+	if v := rec.info.verdict; v.Allow && s.cache != nil {
+		// A SET or DEALLOCATE ALL runs at its Execute, which may come
+		// long after its Parse (see stmtCache): again.
+		if v.DropsPrepared {
+			s.cache.clear()
+		}
+		if v.ChangesAnalysis {
+			s.cacheGen.Add(1)
+			s.analysisChanged.Store(true)
+		}
+	}
 	e := entry{kind: entryExecute, portal: string(portal), start: time.Now(),
 		text: rec.info.text, verdict: rec.info.verdict, bindAt: rec.at}
 	s.copyIn, s.copyInQuery = rec.info.verdict.Allow && rec.info.verdict.CopyIn, false
@@ -599,7 +617,10 @@ func (s *session) onClose(n int) error {
 	switch body[0] {
 	case 'S':
 		e.prev = s.stmts.stmt(name)
-		if e.prev != nil {
+		// A Close of the unnamed statement that starts a pipeline step
+		// cannot be skipped (nothing before it in the step can fail),
+		// and leaves no mark: libpq's PQclosePrepared in a pipeline.
+		if e.prev != nil && (len(name) > 0 || s.msgNo != s.syncMsgNo+1) {
 			m := &stmtInfo{seg: s.segs}
 			if len(s.closing) >= maxClosing {
 				s.sweepClosing()
@@ -740,11 +761,18 @@ func (s *session) forgetPrepared(v Verdict, text string) {
 		case v.Opaque:
 			s.cache.revoke()
 			s.cache = nil
+			// The unnamed statement may name an entry that the map no
+			// longer holds (a DEALLOCATE ALL cleared it): the opaque
+			// statement may have prepared its freed name.
+			if u := s.stmts.unnamed; u != nil && u.cached != nil {
+				u.cached.revoked = true
+			}
 		case v.DropsPrepared:
 			s.cache.clear()
 		}
-		if v.ChangesSettings {
+		if v.ChangesAnalysis {
 			s.cacheGen.Add(1)
+			s.analysisChanged.Store(true)
 		}
 	}
 	if len(v.Declares) == 0 {
@@ -850,6 +878,9 @@ func (s *session) undo(r stmtRevert) bool {
 		return false
 	case r.prev == nil:
 		s.stmts.close('S', name)
+		if r.name == "" {
+			s.unnamedLost = true // the target still holds one
+		}
 	default:
 		s.stmts.setStmt(name, r.prev)
 	}

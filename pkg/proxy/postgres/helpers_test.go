@@ -128,9 +128,10 @@ func (testChecker) Check(_ context.Context, sql string) Verdict {
 		name, _, _ := strings.Cut(strings.TrimSpace(s[strings.Index(s, "PREPARE ")+len("PREPARE "):]), " ")
 		return Verdict{Allow: true, Tag: "PREPARE", Prepares: []string{strings.Trim(strings.ToLower(name), `"`)}}
 	case strings.HasPrefix(s, "DEALLOCATE ALL") || s == "DISCARD ALL":
-		return Verdict{Allow: true, Tag: "DEALLOCATE", DropsPrepared: true, ChangesSettings: s == "DISCARD ALL"}
-	case strings.HasPrefix(s, "SET ") || strings.HasPrefix(s, "RESET "):
-		return Verdict{Allow: true, Tag: "OTHER", ChangesSettings: true}
+		return Verdict{Allow: true, Tag: "DEALLOCATE", DropsPrepared: true, ChangesAnalysis: s == "DISCARD ALL"}
+	case strings.HasPrefix(s, "SET ") || strings.HasPrefix(s, "RESET ") || strings.HasPrefix(s, "CREATE ") ||
+		strings.HasPrefix(s, "ALTER ") || strings.Contains(s, "SET_CONFIG("):
+		return Verdict{Allow: true, Tag: "OTHER", ChangesAnalysis: true}
 	case strings.HasPrefix(s, "DO "):
 		return Verdict{Allow: true, Tag: "OTHER", Opaque: true}
 	}

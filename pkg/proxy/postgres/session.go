@@ -57,6 +57,13 @@ type session struct {
 	// (see stmtInfo.uncertain).
 	segs    uint64
 	closing map[string]*stmtInfo
+	// syncMsgNo is the message number (msgNo) of the client's last Sync.
+	syncMsgNo uint64
+	// unnamedLost is set when the gateway forgot the unnamed statement
+	// because a Parse or Close of it did not take effect (see undo): the
+	// target holds one the gateway no longer knows, so the next Parse of
+	// it is uncertain.
+	unnamedLost bool
 	// msgNo numbers the client's messages; portalsDead is the number of
 	// the Sync or Query after which the target last reported no open
 	// transaction, so the portals bound before it are gone (written by
@@ -90,6 +97,13 @@ type session struct {
 	// cacheGen counts the changes of settings that may change how the
 	// target analyzes a statement (see stmtCache); both sides add to it.
 	cacheGen atomic.Uint64
+	// analysisChanged is set (client side) when an allowed statement may
+	// change how the target analyzes statements (Verdict.ChangesAnalysis)
+	// and cleared by the target side at the end of the transaction: the
+	// change may be undone before then (ROLLBACK, ROLLBACK TO, the end of
+	// SET LOCAL), so every ReadyForQuery until then starts a new cache
+	// generation.
+	analysisChanged atomic.Bool
 	// txStatus is the transaction status of the target's last
 	// ReadyForQuery (target side writes, client side reads).
 	txStatus atomic.Uint32

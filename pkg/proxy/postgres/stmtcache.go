@@ -27,9 +27,13 @@ import (
 //
 // The cache is used only where the bytes of a text mean what they meant
 // when it was prepared: client_encoding UTF8, and no change since of a
-// setting the target reports (TimeZone, DateStyle, …: a ParameterStatus)
-// or of any setting by SET, RESET or DISCARD ALL (session.cacheGen); the
-// entry is then prepared afresh and the old one closed. It is not used
+// setting the target reports (TimeZone, DateStyle, …: a ParameterStatus),
+// nor a statement that may change how the target analyzes others (SET,
+// RESET, DISCARD ALL, set_config, CREATE, ALTER, DROP:
+// Verdict.ChangesAnalysis) at its Parse or its Execute, nor, after one,
+// a ReadyForQuery before the transaction ends (a ROLLBACK undoes a SET);
+// each starts a new generation (session.cacheGen), and an entry of an
+// older one is prepared afresh and the old statement closed. It is not used
 // in a failed transaction, nor while a Sync or Query is unanswered (the
 // transaction may just have failed): there the target fails the Parse
 // itself, which the cache's empty Parse would move to the Bind. A
