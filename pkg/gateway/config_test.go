@@ -12,45 +12,23 @@ import (
 	"time"
 )
 
-func TestConfigMaxStartups(t *testing.T) {
+// TestConfigPostgresNumbers: [postgres] max_startups and statement_cache,
+// their defaults and their bounds.
+func TestConfigPostgresNumbers(t *testing.T) {
+	maxStartups := func(c *Config) int { return c.Postgres.MaxStartups }
 	for _, tc := range []struct {
 		text    string
+		get     func(*Config) int
 		want    int
 		wantErr string
 	}{
-		{text: "dev = true\n", want: 0},
-		{text: "dev = true\n[postgres]\nmax_startups = 8\n", want: 8},
+		{text: "dev = true\n", get: maxStartups, want: 0},
+		{text: "dev = true\n[postgres]\nmax_startups = 8\n", get: maxStartups, want: 8},
 		{text: "dev = true\n[postgres]\nmax_startups = -1\n", wantErr: "postgres.max_startups = -1: want 1 to 65536"},
 		{text: "dev = true\n[postgres]\nmax_startup = 8\n", wantErr: "unknown key postgres.max_startup"},
-	} {
-		path := filepath.Join(t.TempDir(), "gateway.toml")
-		if err := os.WriteFile(path, []byte(tc.text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		c, err := LoadConfig(path)
-		if err == nil {
-			err = c.fill()
-		}
-		switch {
-		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-			t.Errorf("%q: err = %v, want %q", tc.text, err, tc.wantErr)
-		case tc.wantErr == "" && err != nil:
-			t.Errorf("%q: %v", tc.text, err)
-		case tc.wantErr == "" && c.Postgres.MaxStartups != tc.want:
-			t.Errorf("%q: max_startups = %d, want %d", tc.text, c.Postgres.MaxStartups, tc.want)
-		}
-	}
-}
-
-func TestConfigStatementCache(t *testing.T) {
-	for _, tc := range []struct {
-		text    string
-		want    int
-		wantErr string
-	}{
-		{text: "dev = true\n", want: DefaultStatementCache},
-		{text: "dev = true\n[postgres]\nstatement_cache = 0\n", want: 0},
-		{text: "dev = true\n[postgres]\nstatement_cache = 20\n", want: 20},
+		{text: "dev = true\n", get: (*Config).statementCache, want: DefaultStatementCache},
+		{text: "dev = true\n[postgres]\nstatement_cache = 0\n", get: (*Config).statementCache, want: 0},
+		{text: "dev = true\n[postgres]\nstatement_cache = 20\n", get: (*Config).statementCache, want: 20},
 		{text: "dev = true\n[postgres]\nstatement_cache = -1\n", wantErr: "postgres.statement_cache = -1: want 0 (off) to 10000"},
 	} {
 		path := filepath.Join(t.TempDir(), "gateway.toml")
@@ -66,8 +44,8 @@ func TestConfigStatementCache(t *testing.T) {
 			t.Errorf("%q: err = %v, want %q", tc.text, err, tc.wantErr)
 		case tc.wantErr == "" && err != nil:
 			t.Errorf("%q: %v", tc.text, err)
-		case tc.wantErr == "" && c.statementCache() != tc.want:
-			t.Errorf("%q: statement cache %d, want %d", tc.text, c.statementCache(), tc.want)
+		case tc.wantErr == "" && tc.get(c) != tc.want:
+			t.Errorf("%q: got %d, want %d", tc.text, tc.get(c), tc.want)
 		}
 	}
 }

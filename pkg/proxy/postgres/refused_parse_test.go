@@ -99,12 +99,25 @@ func testRefusedParseHasNoParseComplete(t *testing.T, plain bool) {
 // types, with the SQLSTATE after an ErrorResponse's E.
 func readTypes(t *testing.T, rc *rawClient) string {
 	t.Helper()
+	got, ended := readStep(rc, false)
+	if ended {
+		t.Fatalf("read: the connection ended (seen %q)", got)
+	}
+	return got
+}
+
+// readStep reads backend messages up to ReadyForQuery and returns their
+// types, with the SQLSTATE after an ErrorResponse's E and, with rows, each
+// DataRow's first column after its D ("D:value"). ParameterStatus and
+// NoticeResponse are left out. ended says the connection ended first
+// ("EOF" is then the last answer).
+func readStep(rc *rawClient, rows bool) (answers string, ended bool) {
 	rc.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var got []string
 	for {
 		msg, err := rc.fe.Receive()
 		if err != nil {
-			t.Fatalf("read: %v (seen %q)", err, got)
+			return strings.Join(append(got, "EOF"), " "), true
 		}
 		switch m := msg.(type) {
 		case *pgproto3.ParseComplete:
@@ -114,7 +127,14 @@ func readTypes(t *testing.T, rc *rawClient) string {
 		case *pgproto3.CloseComplete:
 			got = append(got, "3")
 		case *pgproto3.DataRow:
-			got = append(got, "D")
+			switch {
+			case !rows:
+				got = append(got, "D")
+			case len(m.Values) > 0 && m.Values[0] != nil:
+				got = append(got, "D:"+string(m.Values[0]))
+			default:
+				got = append(got, "D:NULL")
+			}
 		case *pgproto3.CommandComplete:
 			got = append(got, "C")
 		case *pgproto3.ParameterDescription:
@@ -127,8 +147,9 @@ func readTypes(t *testing.T, rc *rawClient) string {
 			got = append(got, "I")
 		case *pgproto3.ErrorResponse:
 			got = append(got, "E"+m.Code)
+		case *pgproto3.ParameterStatus, *pgproto3.NoticeResponse:
 		case *pgproto3.ReadyForQuery:
-			return strings.Join(append(got, "Z"), " ")
+			return strings.Join(append(got, "Z"), " "), false
 		default:
 			got = append(got, "?")
 		}

@@ -33,7 +33,7 @@ func answersToEnd(t *testing.T, size int, steps []reviewStep) ([]string, *gatewa
 		}
 		var got []string
 		for range max(st.ready, 1) {
-			a, ended := readAnswersToEnd(rc)
+			a, ended := readStep(rc, true)
 			got = append(got, a)
 			if ended {
 				break
@@ -42,50 +42,6 @@ func answersToEnd(t *testing.T, size int, steps []reviewStep) ([]string, *gatewa
 		out = append(out, strings.Join(got, " | "))
 	}
 	return out, g
-}
-
-// readAnswersToEnd is readAnswers that ends at the end of the connection
-// too (ended).
-func readAnswersToEnd(rc *rawClient) (answers string, ended bool) {
-	rc.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var got []string
-	for {
-		msg, err := rc.fe.Receive()
-		if err != nil {
-			return strings.Join(append(got, "EOF"), " "), true
-		}
-		switch m := msg.(type) {
-		case *pgproto3.ParseComplete:
-			got = append(got, "1")
-		case *pgproto3.BindComplete:
-			got = append(got, "2")
-		case *pgproto3.CloseComplete:
-			got = append(got, "3")
-		case *pgproto3.DataRow:
-			v := "NULL"
-			if len(m.Values) > 0 && m.Values[0] != nil {
-				v = string(m.Values[0])
-			}
-			got = append(got, "D:"+v)
-		case *pgproto3.CommandComplete:
-			got = append(got, "C")
-		case *pgproto3.ParameterDescription:
-			got = append(got, "t")
-		case *pgproto3.NoData:
-			got = append(got, "n")
-		case *pgproto3.RowDescription:
-			got = append(got, "T")
-		case *pgproto3.EmptyQueryResponse:
-			got = append(got, "I")
-		case *pgproto3.ErrorResponse:
-			got = append(got, "E"+m.Code)
-		case *pgproto3.ParameterStatus, *pgproto3.NoticeResponse:
-		case *pgproto3.ReadyForQuery:
-			return strings.Join(append(got, "Z"), " "), false
-		default:
-			got = append(got, "?")
-		}
-	}
 }
 
 // More of what the statement cache must not change; each test failed

@@ -19,45 +19,11 @@ import (
 // with each DataRow's first column after its D.
 func readAnswers(t *testing.T, rc *rawClient) string {
 	t.Helper()
-	rc.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var got []string
-	for {
-		msg, err := rc.fe.Receive()
-		if err != nil {
-			t.Fatalf("read: %v (seen %q)", err, got)
-		}
-		switch m := msg.(type) {
-		case *pgproto3.ParseComplete:
-			got = append(got, "1")
-		case *pgproto3.BindComplete:
-			got = append(got, "2")
-		case *pgproto3.CloseComplete:
-			got = append(got, "3")
-		case *pgproto3.DataRow:
-			v := "NULL"
-			if len(m.Values) > 0 && m.Values[0] != nil {
-				v = string(m.Values[0])
-			}
-			got = append(got, "D:"+v)
-		case *pgproto3.CommandComplete:
-			got = append(got, "C")
-		case *pgproto3.ParameterDescription:
-			got = append(got, "t")
-		case *pgproto3.NoData:
-			got = append(got, "n")
-		case *pgproto3.RowDescription:
-			got = append(got, "T")
-		case *pgproto3.EmptyQueryResponse:
-			got = append(got, "I")
-		case *pgproto3.ErrorResponse:
-			got = append(got, "E"+m.Code)
-		case *pgproto3.ParameterStatus, *pgproto3.NoticeResponse:
-		case *pgproto3.ReadyForQuery:
-			return strings.Join(append(got, "Z"), " ")
-		default:
-			got = append(got, "?")
-		}
+	got, ended := readStep(rc, true)
+	if ended {
+		t.Fatalf("read: the connection ended (seen %q)", got)
 	}
+	return got
 }
 
 // reviewStep is one write of messages and the number of ReadyForQuery
@@ -73,20 +39,11 @@ type reviewStep struct {
 // step's answers.
 func answersWithCache(t *testing.T, size int, steps []reviewStep) ([]string, *gateway) {
 	t.Helper()
-	up := Upstream{Address: needPG(t).Addr(), Database: "orders", User: "orders_rw", Password: rwPassword, TLSMode: "disable", StatementCache: size}
-	g := startGateway(t, gatewayOptions{plainClients: true, upstream: &up})
-	rc := dialRaw(t, g, true, nil)
-	waitReadyAfterLogin(t, rc)
-	var out []string
-	for _, st := range steps {
-		if _, err := rc.conn.Write(encode(t, st.msgs...)); err != nil {
-			t.Fatal(err)
+	out, g := answersToEnd(t, size, steps)
+	for i, a := range out {
+		if strings.HasSuffix(a, "EOF") {
+			t.Fatalf("%s: the connection ended: %q", steps[i].name, a)
 		}
-		var got []string
-		for range max(st.ready, 1) {
-			got = append(got, readAnswers(t, rc))
-		}
-		out = append(out, strings.Join(got, " | "))
 	}
 	return out, g
 }
