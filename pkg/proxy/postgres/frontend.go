@@ -480,16 +480,10 @@ func (s *session) onExecute(n int) error {
 			return &refusedSessionError{msg: why}
 		}
 	}
-	if v := rec.info.verdict; v.Allow && s.cache != nil {
+	if rec.info.verdict.Allow {
 		// A SET or DEALLOCATE ALL runs at its Execute, which may come
-		// long after its Parse (see stmtCache): again.
-		if v.DropsPrepared {
-			s.cache.clear()
-		}
-		if v.ChangesAnalysis {
-			s.cacheGen.Add(1)
-			s.analysisChanged.Store(true)
-		}
+		// long after its Parse: the cache hears of it again.
+		s.tellCache(rec.info.verdict)
 	}
 	e := entry{kind: entryExecute, portal: string(portal), start: time.Now(),
 		text: rec.info.text, verdict: rec.info.verdict, bindAt: rec.at}
@@ -604,6 +598,9 @@ func (s *session) onClose(n int) error {
 	if err := s.checkName(name); err != nil {
 		return err
 	}
+	if body[0] == 'S' && reservedName(name) {
+		return errReservedName
+	}
 	if err := s.applyRevertsIfAny(); err != nil {
 		return err
 	}
@@ -635,9 +632,6 @@ func (s *session) onClose(n int) error {
 		s.sweepPortals()
 		e.prevPortal = s.stmts.portal(name)
 		e.prev, e.closesPortal = e.prevPortal.info, true
-	}
-	if body[0] == 'S' && reservedName(name) {
-		return errReservedName
 	}
 	s.stmts.close(body[0], name)
 	s.queue.push(e)
@@ -756,25 +750,7 @@ func (s *session) forgetPrepared(v Verdict, text string) {
 	for _, name := range v.Prepares {
 		s.stmts.close('S', []byte(name))
 	}
-	if s.cache != nil {
-		switch {
-		case v.Opaque:
-			s.cache.revoke()
-			s.cache = nil
-			// The unnamed statement may name an entry that the map no
-			// longer holds (a DEALLOCATE ALL cleared it): the opaque
-			// statement may have prepared its freed name.
-			if u := s.stmts.unnamed; u != nil && u.cached != nil {
-				u.cached.revoked = true
-			}
-		case v.DropsPrepared:
-			s.cache.clear()
-		}
-		if v.ChangesAnalysis {
-			s.cacheGen.Add(1)
-			s.analysisChanged.Store(true)
-		}
-	}
+	s.tellCache(v)
 	if len(v.Declares) == 0 {
 		return
 	}

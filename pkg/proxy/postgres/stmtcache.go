@@ -213,6 +213,35 @@ func appendDescribeStmt(dst []byte, name string) []byte {
 	return finishMsg(dst, start)
 }
 
+// tellCache tells the statement cache about an allowed statement the
+// session forwards (at its Query or Parse, and at its Execute): one that
+// is opaque turns the cache off, one that drops every prepared statement
+// empties it, and one that may change how the target analyzes statements
+// starts a new generation.
+func (s *session) tellCache(v Verdict) {
+	if s.cache == nil {
+		return
+	}
+	switch {
+	case v.Opaque:
+		s.cache.revoke()
+		s.cache = nil
+		// The unnamed statement may name an entry that the map no longer
+		// holds (a DEALLOCATE ALL cleared it): the opaque statement may
+		// have prepared its freed name.
+		if u := s.stmts.unnamed; u != nil && u.cached != nil {
+			u.cached.revoked = true
+		}
+		return
+	case v.DropsPrepared:
+		s.cache.clear()
+	}
+	if v.ChangesAnalysis {
+		s.cacheGen.Add(1)
+		s.analysisChanged.Store(true)
+	}
+}
+
 // cacheFor returns the session's statement cache if a Parse of name with
 // verdict v may use it: an allowed Parse of the unnamed statement, of a
 // text PostgreSQL plans, outside a failed transaction (where the target
