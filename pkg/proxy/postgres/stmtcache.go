@@ -52,7 +52,8 @@ import (
 // cached statement too, and the Bind fails with 26000. Only single
 // SELECT, INSERT, UPDATE, DELETE and MERGE statements are cached
 // (Verdict.Cacheable): nothing else is planned. Upstream.StatementCache
-// sets the size, and 0 turns the cache off.
+// sets the size, and 0 turns the cache off; a full cache gives up its
+// oldest statement (closed on the target) for a new text.
 
 // cachePrefix starts the names of the gateway's cached statements. Clients
 // may not use names with it (reservedName): a statement of theirs under
@@ -93,6 +94,9 @@ type stmtCache struct {
 	max     int
 	next    uint64
 	entries map[string]*cachedStmt
+	// order holds the entries' keys, oldest first, for eviction; a key
+	// dropped since may still be in it.
+	order []string
 }
 
 func newStmtCache(max int) *stmtCache {
@@ -104,25 +108,33 @@ func newStmtCache(max int) *stmtCache {
 
 // lookup returns the entry for key (a Parse's text and parameter types) if
 // the target holds it as prepared under settings generation gen, and
-// otherwise a new pending entry to prepare it under (miss), with the name
-// of the entry it replaces if the target may still hold that one (to be
-// closed). It returns nil when the Parse should go to the target as it is:
-// the entry for key is still pending, or the cache is full.
-func (c *stmtCache) lookup(key []byte, gen uint64) (e *cachedStmt, miss bool, old string) {
+// otherwise a new pending entry to prepare it under (miss), with the names
+// of statements the target may still hold that the caller must close:
+// old, the entry this one replaces, and evicted, the oldest one, which a
+// full cache gives up for this one. It returns nil when the Parse should
+// go to the target as it is: the entry for key is still pending, or every
+// entry of a full cache is.
+func (c *stmtCache) lookup(key []byte, gen uint64) (e *cachedStmt, miss bool, old, evicted string) {
 	if e = c.entries[string(key)]; e != nil {
 		state := e.state.Load()
 		switch {
 		case state == cachePending:
-			return nil, false, ""
+			return nil, false, "", ""
 		case state == cacheReady && !e.stale.Load() && e.gen == gen:
-			return e, false, ""
+			return e, false, "", ""
 		case state == cacheReady:
 			old = e.name
 		}
 		delete(c.entries, string(key))
 	}
-	if len(key) > maxCachedText || len(c.entries) >= c.max {
-		return nil, false, ""
+	if len(key) > maxCachedText {
+		return nil, false, old, ""
+	}
+	if len(c.entries) >= c.max {
+		var ok bool
+		if evicted, ok = c.evict(); !ok {
+			return nil, false, old, ""
+		}
 	}
 	if c.entries == nil {
 		c.entries = make(map[string]*cachedStmt)
@@ -130,12 +142,59 @@ func (c *stmtCache) lookup(key []byte, gen uint64) (e *cachedStmt, miss bool, ol
 	c.next++
 	e = &cachedStmt{name: cachePrefix + strconv.FormatUint(c.next, 10), gen: gen}
 	c.entries[string(key)] = e
-	return e, true, old
+	if len(c.order) > 2*c.max+16 {
+		c.compact()
+	}
+	c.order = append(c.order, string(key))
+	return e, true, old, evicted
+}
+
+// compact drops from order the keys of entries dropped since, and a key's
+// later copies.
+func (c *stmtCache) compact() {
+	seen := make(map[string]bool, len(c.entries))
+	keep := c.order[:0]
+	for _, key := range c.order {
+		if c.entries[key] != nil && !seen[key] {
+			seen[key] = true
+			keep = append(keep, key)
+		}
+	}
+	clear(c.order[len(keep):])
+	c.order = keep
+}
+
+// evict drops the oldest entry whose Parse the target answered, and
+// returns its name if the target holds it (to be closed); false when
+// every entry is pending. The unnamed statement's record may still name
+// the entry: a Parse is replacing that record as this runs.
+func (c *stmtCache) evict() (name string, ok bool) {
+	for range len(c.order) {
+		key := c.order[0]
+		c.order = c.order[1:]
+		e := c.entries[key]
+		if e == nil {
+			continue // dropped since
+		}
+		switch e.state.Load() {
+		case cachePending:
+			c.order = append(c.order, key)
+			continue
+		case cacheReady:
+			name = e.name
+		}
+		delete(c.entries, key)
+		return name, true
+	}
+	return "", false
 }
 
 // clear forgets every entry: a DEALLOCATE ALL or DISCARD ALL drops them on
 // the target.
-func (c *stmtCache) clear() { clear(c.entries) }
+func (c *stmtCache) clear() {
+	clear(c.entries)
+	c.order = c.order[:0]
+}
 
 // revoke marks every entry as one an opaque statement may have replaced
 // on the target: a Bind of one is refused (errRevokedCache).
@@ -143,7 +202,7 @@ func (c *stmtCache) revoke() {
 	for _, e := range c.entries {
 		e.revoked = true
 	}
-	clear(c.entries)
+	c.clear()
 }
 
 // errRevokedCache refuses a Bind of the unnamed statement that the cache
@@ -267,20 +326,32 @@ func (s *session) cacheFor(name []byte, v Verdict) *stmtCache {
 // parseCached sends the allowed Parse msg of the unnamed statement, whose
 // record is info and queue entry e, through the cache c (see stmtCache).
 func (s *session) parseCached(c *stmtCache, msg []byte, info *stmtInfo, e entry) error {
-	ce, miss, old := c.lookup(msg[6:], s.cacheGen.Load()) // after the empty name's NUL: text and types
+	ce, miss, old, evicted := c.lookup(msg[6:], s.cacheGen.Load()) // after the empty name's NUL: text and types
 	switch {
 	case ce == nil:
+		if old != "" {
+			// Dropped, not replaced: close it with the Parse.
+			e.closeFirst = true
+			s.scratch = appendCloseStmt(s.scratch[:0], []byte(old))
+			s.queue.push(e)
+			if err := s.fe.write(s.scratch); err != nil {
+				return err
+			}
+			return s.fe.write(msg)
+		}
 		s.queue.push(e)
 		return s.fe.write(msg)
 	case miss:
 		// Close the target's unnamed statement, so that it holds
-		// nothing the gateway did not record, and the entry this one
-		// replaces, and prepare the text under the entry's name.
+		// nothing the gateway did not record, and the statements the
+		// cache gives up, and prepare the text under the entry's name.
 		e.closeFirst, e.cached = true, ce
 		s.scratch = appendCloseStmt(s.scratch[:0], nil)
-		if old != "" {
-			e.closeMore = 1
-			s.scratch = appendCloseStmt(s.scratch, []byte(old))
+		for _, name := range [...]string{old, evicted} {
+			if name != "" {
+				e.closeMore++
+				s.scratch = appendCloseStmt(s.scratch, []byte(name))
+			}
 		}
 		s.scratch = appendNamedParse(s.scratch, msg, ce.name)
 	default:

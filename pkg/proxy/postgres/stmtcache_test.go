@@ -252,3 +252,57 @@ func TestStatementCacheNamesAreReserved(t *testing.T) {
 		}
 	}
 }
+
+// TestStatementCacheEvicts: a full cache gives up its oldest statement for
+// a new text, and closes it on the target, which then holds no more than
+// the cache's size; every run answers as without the cache.
+func TestStatementCacheEvicts(t *testing.T) {
+	up := Upstream{Address: needPG(t).Addr(), Database: "orders", User: "orders_rw", Password: rwPassword, TLSMode: "disable", StatementCache: 2}
+	g := startGateway(t, gatewayOptions{plainClients: true, upstream: &up})
+	conn := g.connect(t, nil)
+	ctx := context.Background()
+	texts := []string{"SELECT $1::int + 1", "SELECT $1::int + 2", "SELECT $1::int + 3"}
+	for round := range 3 {
+		for i, q := range texts {
+			var n int
+			if err := conn.QueryRow(ctx, q, pgx.QueryExecModeExec, round).Scan(&n); err != nil || n != round+i+1 {
+				t.Fatalf("round %d, %q: got %d, %v; want %d", round, q, n, err, round+i+1)
+			}
+		}
+		if got := preparedOnTarget(t, conn); len(got) != 2 {
+			t.Errorf("round %d: prepared on the target: %q, want the cache's 2", round, got)
+		}
+	}
+	// Three texts in turn through a cache of two: each Parse misses and
+	// gives up the oldest, and the last two prepared remain.
+	want := []string{cachePrefix + "8: " + texts[1], cachePrefix + "9: " + texts[2]}
+	if got := preparedOnTarget(t, conn); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("prepared on the target at the end: got %q, want %q", got, want)
+	}
+}
+
+// TestStatementCacheEvictsAsPostgres: with room for one statement, texts
+// in turn evict each other, between a Parse and the Describe and Bind of
+// the next step and within pipelined steps, and every answer is
+// PostgreSQL's.
+func TestStatementCacheEvictsAsPostgres(t *testing.T) {
+	a, b := msgs{&P{Query: "SELECT 'a'"}, &D{ObjectType: 'S'}, &S{}}, msgs{&P{Query: "SELECT 'b'"}, &D{ObjectType: 'S'}, &S{}}
+	run := msgs{&D{ObjectType: 'S'}, &B{}, &E{}, &S{}}
+	steps := []reviewStep{
+		{"parse-a", a, 1}, {"run-a", run, 1},
+		{"parse-b", b, 1}, {"run-b", run, 1},
+		{"parse-a-again", a, 1}, {"run-a-again", run, 1},
+		// A Bind in a later step than a Parse that replaced the unnamed
+		// statement is refused until the Parse is answered (uncertain),
+		// so pipelined steps each parse what they bind.
+		{"pipelined", msgs{&P{Query: "SELECT 'b'"}, &D{ObjectType: 'S'}, &B{}, &E{}, &S{}, &P{Query: "SELECT 'a'"}, &B{}, &E{}, &S{},
+			&P{Query: "SELECT 'b'"}, &B{}, &E{}, &S{}}, 3},
+	}
+	without, _ := answersWithCache(t, 0, steps)
+	with, _ := answersWithCache(t, 1, steps)
+	for i, st := range steps {
+		if with[i] != without[i] {
+			t.Errorf("%s: with a cache of one %q, without %q", st.name, with[i], without[i])
+		}
+	}
+}
