@@ -48,12 +48,17 @@ type Server struct {
 	Logger *slog.Logger
 	// MaxStartups bounds the connections between accept and login, each
 	// of which holds buffers and a goroutine for up to a minute; more are
-	// refused at once (FATAL 53300). 0 means DefaultMaxStartups.
+	// refused at once (FATAL 53300), and so are more than half of it from
+	// one IP address. 0 means DefaultMaxStartups.
 	MaxStartups int
 
 	initOnce sync.Once
 	starting atomic.Int64
-	tlsConf  *tls.Config
+	// startingFrom counts the connections logging in by source address
+	// (see sourceKey); one address may hold at most half of MaxStartups.
+	startMu      sync.Mutex
+	startingFrom map[string]int
+	tlsConf      *tls.Config
 
 	mu        sync.Mutex
 	closing   bool

@@ -192,14 +192,27 @@ func (s *Server) serveConn(t *tracked) {
 	if limit <= 0 {
 		limit = DefaultMaxStartups
 	}
-	starting := s.starting.Add(1)
+	// One address may hold at most half the slots, so that connections
+	// that never finish logging in, from one place, cannot keep everyone
+	// else out; those it opens past that take no slot.
+	source := sourceKey(raw.RemoteAddr())
+	fromSource := s.startFrom(source, 1)
+	perSource := int(max(1, limit/2))
+	overSource := fromSource > perSource
+	var starting int64
+	if !overSource {
+		starting = s.starting.Add(1)
+	}
 	started := false
 	defer func() {
 		if !started {
-			s.starting.Add(-1)
+			if !overSource {
+				s.starting.Add(-1)
+			}
+			s.startFrom(source, -1)
 		}
 	}()
-	over := starting > limit
+	over := overSource || starting > limit
 	if over {
 		// Refused after the TLS handshake, where the client can read why,
 		// as PostgreSQL refuses past its own limit; but within seconds.
@@ -223,9 +236,12 @@ func (s *Server) serveConn(t *tracked) {
 		return
 	}
 	if over {
-		log.Warn("postgres client refused: too many connections are logging in", "limit", limit)
-		writeFatal(bufio.NewWriterSize(client, 512), fatal(codeTooManyConnections,
-			fmt.Sprintf("the gateway has %d connections logging in; try again in a moment", limit)))
+		msg := fmt.Sprintf("the gateway has %d connections logging in; try again in a moment", limit)
+		if overSource {
+			msg = fmt.Sprintf("the gateway has %d connections logging in from your address; let them finish, or try again in a moment", perSource)
+		}
+		log.Warn("postgres client refused: too many connections are logging in", "limit", limit, "from_source", fromSource)
+		writeFatal(bufio.NewWriterSize(client, 512), fatal(codeTooManyConnections, msg))
 		return
 	}
 	w := bufio.NewWriterSize(client, relayBufferSize)
@@ -253,7 +269,34 @@ func (s *Server) serveConn(t *tracked) {
 	raw.SetDeadline(time.Time{})
 	started = true
 	s.starting.Add(-1)
+	s.startFrom(source, -1)
 	sess.run(client, r, w)
+}
+
+// startFrom adds d to the connections logging in from source and returns
+// their number.
+func (s *Server) startFrom(source string, d int) int {
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
+	if s.startingFrom == nil {
+		s.startingFrom = make(map[string]int)
+	}
+	n := s.startingFrom[source] + d
+	if n <= 0 {
+		delete(s.startingFrom, source)
+	} else {
+		s.startingFrom[source] = n
+	}
+	return n
+}
+
+// sourceKey is the address that startFrom counts a client under: its IP,
+// or, for another kind of address (a Unix socket), one key for all.
+func sourceKey(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	return a.Network()
 }
 
 // startSession authenticates the client, logs in to the target and

@@ -287,8 +287,8 @@ func TestTargetDownIsNotARefusedLogin(t *testing.T) {
 func TestStartupsAreBounded(t *testing.T) {
 	g := startGateway(t, gatewayOptions{maxStartups: 2})
 	var idle []net.Conn
-	for range 2 {
-		c, err := net.Dial("tcp", g.addr)
+	for _, ip := range []string{"127.0.0.3", "127.0.0.4"} { // one address may hold only half
+		c, err := dialFrom(ip).Dial("tcp", g.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,4 +310,46 @@ func TestStartupsAreBounded(t *testing.T) {
 		}
 		defer conn.Close(context.Background())
 	}
+}
+
+// TestStartupsAreBoundedPerSource: connections from one address that never
+// finish logging in took every login slot, and everyone else got FATAL
+// 53300 for up to a minute, again and again. One address now holds at
+// most half of them; another logs in meanwhile.
+func TestStartupsAreBoundedPerSource(t *testing.T) {
+	g := startGateway(t, gatewayOptions{maxStartups: 4})
+	for range 4 {
+		c, err := dialFrom("127.0.0.1").Dial("tcp", g.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	// Two take slots; the two past the address's share take none.
+	waitFor(t, "the idle connections to be accepted", func() bool {
+		g.srv.startMu.Lock()
+		defer g.srv.startMu.Unlock()
+		return g.srv.startingFrom["127.0.0.1"] == 4
+	})
+	if n := g.srv.starting.Load(); n != 2 {
+		t.Errorf("%d connections take login slots, want the address's share, 2", n)
+	}
+	cfg := g.pgxConfig(t, goodToken, "require", nil)
+	if _, err := pgx.ConnectConfig(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "53300") || !strings.Contains(err.Error(), "from your address") {
+		t.Errorf("a login from the idle connections' address: %v, want FATAL 53300 naming the address", err)
+	}
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return dialFrom("127.0.0.2").DialContext(ctx, network, addr)
+	}
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("a login from another address while the first holds its share: %v", err)
+	}
+	conn.Close(context.Background())
+}
+
+// dialFrom dials from ip, an address of the loopback network (Linux
+// answers for all of 127.0.0.0/8).
+func dialFrom(ip string) *net.Dialer {
+	return &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 }
