@@ -218,7 +218,8 @@ func (s *session) onErrorResponse(n int) error {
 	// failPipeline pops it.
 	refusal, unnamedGone := false, false
 	if h := s.queue.head(); h != nil {
-		unnamedGone = h.kind == entryBind && h.cached != nil && h.cached.state.Load() == cacheFailed && code == codeUndefinedPstatement && msg != nil
+		unnamedGone = (h.kind == entryBind || h.kind == entryDescribe) && h.cached != nil && h.cached.state.Load() == cacheFailed &&
+			code == codeUndefinedPstatement && msg != nil
 		switch h.kind {
 		case entryQuery, entryFunctionCall, entryRefusedParse, entryExecute:
 			refusal = !h.verdict.Allow && code == codeInsufficientPriv
@@ -246,8 +247,10 @@ func (s *session) onErrorResponse(n int) error {
 		msg = withoutFields(msg, "WFLR")
 	}
 	if unnamedGone {
-		// A Bind the statement cache rewrote, of a name whose Parse
-		// failed: PostgreSQL would say the unnamed statement is gone.
+		// A Bind or Describe the statement cache rewrote, of a name
+		// whose Parse failed or was skipped: PostgreSQL would say the
+		// unnamed statement is gone (or, after a skipped Parse, use the
+		// one it kept: see stmtCache).
 		msg = withField(withoutFields(msg, "M"), 'M', "unnamed prepared statement does not exist")
 	}
 	return s.be.write(msg)
@@ -379,6 +382,11 @@ func (s *session) skipDiscarded() {
 		}
 		if h.kind == entryParse && h.cached != nil {
 			h.cached.state.Store(cacheFailed)
+		}
+		if h.kind == entryParse && len(h.closes) > 0 {
+			// The target skipped the Closes of the statements the
+			// cache gave up, too: it still holds them.
+			s.keepUnclosed(h.closes)
 		}
 		if h.kind == entryBind {
 			s.bindFailed(h, false) // nor this Bind

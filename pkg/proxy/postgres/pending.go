@@ -64,6 +64,9 @@ type entry struct {
 	// CloseCompletes are dropped too.
 	closeFirst bool
 	closeMore  uint8
+	// closes are the cache statements that closeMore's Closes close: if
+	// the target skips them, it still holds these (session.unclosed).
+	closes []string
 	// copyMaybe marks a Sync sent right after an Execute (see
 	// session.copyMaybe); copyIn marks an Execute that started COPY FROM
 	// STDIN.

@@ -94,6 +94,12 @@ type session struct {
 	lastQuery      string
 	// cache is the statement cache (client side); nil when it is off.
 	cache *stmtCache
+	// unclosed are cache statements the cache gave up whose Close the
+	// target skipped (an error earlier in its pipeline step): the target
+	// still holds them, and the next Parse the cache prepares closes them
+	// (target side appends, client side takes; see parseCached).
+	unclosedMu sync.Mutex
+	unclosed   []string
 	// cacheGen counts the changes of settings that may change how the
 	// target analyzes a statement (see stmtCache); both sides add to it.
 	cacheGen atomic.Uint64
@@ -290,11 +296,16 @@ func (s *Server) startFrom(source string, d int) int {
 	return n
 }
 
-// sourceKey is the address that startFrom counts a client under: its IP,
-// or, for another kind of address (a Unix socket), one key for all.
+// sourceKey is the address that startFrom counts a client under: its IPv4
+// address (an IPv4-mapped one too), the /64 of an IPv6 address (what one
+// host routinely holds), or, for another kind of address (a Unix socket),
+// one key for all.
 func sourceKey(a net.Addr) string {
 	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
+		if ip4 := ta.IP.To4(); ip4 != nil {
+			return ip4.String()
+		}
+		return ta.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
 	}
 	return a.Network()
 }

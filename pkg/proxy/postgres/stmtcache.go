@@ -49,7 +49,14 @@ import (
 // COLUMN), and the gateway drops the entry so that the next Parse
 // prepares it afresh. A DEALLOCATE ALL run with the extended protocol
 // between a Parse of the unnamed statement and its Bind drops the
-// cached statement too, and the Bind fails with 26000. Only single
+// cached statement too, and the Bind fails with 26000. So does a Bind or
+// Describe pipelined into a later step than a Parse the target skipped
+// (an error before it in its step) that the cache sent under a new name:
+// PostgreSQL would use the unnamed statement it kept; no other text runs.
+// Statements the cache gives up are closed with the Parse that replaces
+// them, or, if the target skipped that Close, with the next Parse the
+// cache prepares (session.unclosed), as are those of a DEALLOCATE ALL
+// that may not have run. Only single
 // SELECT, INSERT, UPDATE, DELETE and MERGE statements are cached
 // (Verdict.Cacheable): nothing else is planned. Upstream.StatementCache
 // sets the size, and 0 turns the cache off; a full cache gives up its
@@ -190,10 +197,18 @@ func (c *stmtCache) evict() (name string, ok bool) {
 }
 
 // clear forgets every entry: a DEALLOCATE ALL or DISCARD ALL drops them on
-// the target.
-func (c *stmtCache) clear() {
+// the target. It returns the names of those the target may still hold:
+// the statement that drops them is only on its way, and may never run (a
+// Parse of it not executed, a Query the target ignores after an error).
+func (c *stmtCache) clear() (names []string) {
+	for _, e := range c.entries {
+		if e.state.Load() != cacheFailed {
+			names = append(names, e.name)
+		}
+	}
 	clear(c.entries)
 	c.order = c.order[:0]
+	return names
 }
 
 // revoke marks every entry as one an opaque statement may have replaced
@@ -233,6 +248,22 @@ func (info *stmtInfo) rewritesTo(seg uint64) *cachedStmt {
 		return nil
 	}
 	return info.cached
+}
+
+// maxCloses bounds the Closes of cache statements sent before one Parse
+// (entry.closeMore).
+const maxCloses = 32
+
+// maxUnclosed bounds the names session.unclosed keeps; past it the
+// target may keep statements the session no longer closes, until it ends.
+const maxUnclosed = 1024
+
+// keepUnclosed adds names to the statements the next Parse the cache
+// prepares closes (session.unclosed). Either side calls it.
+func (s *session) keepUnclosed(names []string) {
+	s.unclosedMu.Lock()
+	s.unclosed = append(s.unclosed, names[:min(len(names), maxUnclosed-len(s.unclosed))]...)
+	s.unclosedMu.Unlock()
 }
 
 // appendNamedParse encodes the Parse msg (of the unnamed statement) under
@@ -293,7 +324,12 @@ func (s *session) tellCache(v Verdict) {
 		}
 		return
 	case v.DropsPrepared:
-		s.cache.clear()
+		if names := s.cache.clear(); len(names) > 0 {
+			// Closed with the next Parse the cache prepares (a Close
+			// of a statement the target no longer holds is answered
+			// all the same).
+			s.keepUnclosed(names)
+		}
 	}
 	if v.ChangesAnalysis {
 		s.cacheGen.Add(1)
@@ -331,7 +367,7 @@ func (s *session) parseCached(c *stmtCache, msg []byte, info *stmtInfo, e entry)
 	case ce == nil:
 		if old != "" {
 			// Dropped, not replaced: close it with the Parse.
-			e.closeFirst = true
+			e.closeFirst, e.closes = true, []string{old}
 			s.scratch = appendCloseStmt(s.scratch[:0], []byte(old))
 			s.queue.push(e)
 			if err := s.fe.write(s.scratch); err != nil {
@@ -349,9 +385,18 @@ func (s *session) parseCached(c *stmtCache, msg []byte, info *stmtInfo, e entry)
 		s.scratch = appendCloseStmt(s.scratch[:0], nil)
 		for _, name := range [...]string{old, evicted} {
 			if name != "" {
-				e.closeMore++
-				s.scratch = appendCloseStmt(s.scratch, []byte(name))
+				e.closes = append(e.closes, name)
 			}
+		}
+		// And those whose Close the target skipped before.
+		s.unclosedMu.Lock()
+		n := min(len(s.unclosed), maxCloses-len(e.closes))
+		e.closes = append(e.closes, s.unclosed[:n]...)
+		s.unclosed = append(s.unclosed[:0], s.unclosed[n:]...)
+		s.unclosedMu.Unlock()
+		for _, name := range e.closes {
+			e.closeMore++
+			s.scratch = appendCloseStmt(s.scratch, []byte(name))
 		}
 		s.scratch = appendNamedParse(s.scratch, msg, ce.name)
 	default:

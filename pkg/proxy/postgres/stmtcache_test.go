@@ -132,20 +132,20 @@ func testStatementCacheAnswersAsPostgres(t *testing.T, plain bool) {
 }
 
 // TestStatementCacheErrorsNameTheClientsStatement: the target's error for
-// a Bind of an unnamed statement that is gone names no statement of the
-// gateway's.
+// a Describe or Bind of an unnamed statement that is gone names no
+// statement of the gateway's.
 func TestStatementCacheErrorsNameTheClientsStatement(t *testing.T) {
 	g := startGateway(t, gatewayOptions{plainClients: true})
 	rc := dialRaw(t, g, true, nil)
 	waitReadyAfterLogin(t, rc)
-	// The Bind comes before the Parse's answer: the gateway binds the
-	// name the Parse would have prepared.
-	if _, err := rc.conn.Write(encode(t, &P{Query: "SELECT * FROM no_such_table"}, &S{}, &B{}, &E{}, &S{})); err != nil {
+	// The Describe and the Bind come before the Parse's answer: the
+	// gateway names the statement the Parse would have prepared.
+	if _, err := rc.conn.Write(encode(t, &P{Query: "SELECT * FROM no_such_table"}, &S{}, &D{ObjectType: 'S'}, &S{}, &B{}, &E{}, &S{})); err != nil {
 		t.Fatal(err)
 	}
 	rc.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var errs []string
-	for ready := 0; ready < 2; {
+	for ready := 0; ready < 3; {
 		msg, err := rc.fe.Receive()
 		if err != nil {
 			t.Fatal(err)
@@ -157,8 +157,9 @@ func TestStatementCacheErrorsNameTheClientsStatement(t *testing.T) {
 			ready++
 		}
 	}
-	if len(errs) != 2 || !strings.Contains(errs[1], "unnamed prepared statement does not exist") || strings.Contains(strings.Join(errs, " "), cachePrefix) {
-		t.Errorf("got errors %q, want the missing table's and the unnamed statement's, naming nothing of the cache", errs)
+	if len(errs) != 3 || !strings.Contains(errs[1], "unnamed prepared statement does not exist") || !strings.Contains(errs[2], "unnamed prepared statement does not exist") ||
+		strings.Contains(strings.Join(errs, " "), cachePrefix) {
+		t.Errorf("got errors %q, want the missing table's and the unnamed statement's twice, naming nothing of the cache", errs)
 	}
 }
 
