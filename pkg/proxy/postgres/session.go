@@ -209,15 +209,20 @@ func (s *Server) serveConn(t *tracked) {
 	if !overSource {
 		starting = s.starting.Add(1)
 	}
-	started := false
-	defer func() {
-		if !started {
+	// done gives back the connection's place in both counts, once: when
+	// the client is logged in (before it can learn so and connect again)
+	// or when the connection ends.
+	counted := true
+	done := func() {
+		if counted {
+			counted = false
 			if !overSource {
 				s.starting.Add(-1)
 			}
 			s.startFrom(source, -1)
 		}
-	}()
+	}
+	defer done()
 	over := overSource || starting > limit
 	if over {
 		// Refused after the TLS handshake, where the client can read why,
@@ -261,7 +266,7 @@ func (s *Server) serveConn(t *tracked) {
 	}
 	// Buffered reading starts only now, after any TLS handshake.
 	r := bufio.NewReaderSize(client, relayBufferSize)
-	sess, err := s.startSession(t, n, r, w, log)
+	sess, err := s.startSession(t, n, r, w, log, done)
 	if err != nil {
 		var ce *clientError
 		if errors.As(err, &ce) {
@@ -273,9 +278,6 @@ func (s *Server) serveConn(t *tracked) {
 		return
 	}
 	raw.SetDeadline(time.Time{})
-	started = true
-	s.starting.Add(-1)
-	s.startFrom(source, -1)
 	sess.run(client, r, w)
 }
 
@@ -312,8 +314,9 @@ func sourceKey(a net.Addr) string {
 
 // startSession authenticates the client, logs in to the target and
 // completes the client's startup. Nothing is dialed before Authenticate
-// succeeds.
-func (s *Server) startSession(t *tracked, n negotiated, r *bufio.Reader, w *bufio.Writer, log *slog.Logger) (*session, error) {
+// succeeds. loggedIn is called once the session is registered, before
+// the client is told it is logged in (and may connect again).
+func (s *Server) startSession(t *tracked, n negotiated, r *bufio.Reader, w *bufio.Writer, log *slog.Logger, loggedIn func()) (*session, error) {
 	p := n.packet
 	if why := unsupportedStartup(p.params); why != "" {
 		return nil, &clientError{Code: codeFeatureNotSupported, Msg: why}
@@ -391,6 +394,7 @@ func (s *Server) startSession(t *tracked, n negotiated, r *bufio.Reader, w *bufi
 	// Registered before the client learns it is logged in, so a Shutdown
 	// from then on ends it as a session.
 	s.register(t, sess)
+	loggedIn()
 	if err := sess.greet(w); err != nil {
 		up.conn.Close()
 		cancel()
