@@ -483,7 +483,7 @@ func (s *session) onExecute(n int) error {
 	if rec.info.verdict.Allow {
 		// A SET or DEALLOCATE ALL runs at its Execute, which may come
 		// long after its Parse: the cache hears of it again.
-		s.tellCache(rec.info.verdict)
+		s.tellCache(&rec.info.verdict)
 	}
 	e := entry{kind: entryExecute, portal: string(portal), start: time.Now(),
 		text: rec.info.text, verdict: rec.info.verdict, bindAt: rec.at}
@@ -750,7 +750,7 @@ func (s *session) forgetPrepared(v Verdict, text string) {
 	for _, name := range v.Prepares {
 		s.stmts.close('S', []byte(name))
 	}
-	s.tellCache(v)
+	s.tellCache(&v)
 	if len(v.Declares) == 0 {
 		return
 	}

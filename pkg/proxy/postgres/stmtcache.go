@@ -267,7 +267,7 @@ func (s *session) keepUnclosed(names []string) {
 }
 
 // appendNamedParse encodes the Parse msg (of the unnamed statement) under
-// the name e.
+// name.
 func appendNamedParse(dst, msg []byte, name string) []byte {
 	dst, start := beginMsg(dst, 'P')
 	dst = append(dst, name...)
@@ -308,7 +308,7 @@ func appendDescribeStmt(dst []byte, name string) []byte {
 // is opaque turns the cache off, one that drops every prepared statement
 // empties it, and one that may change how the target analyzes statements
 // starts a new generation.
-func (s *session) tellCache(v Verdict) {
+func (s *session) tellCache(v *Verdict) {
 	if s.cache == nil {
 		return
 	}
